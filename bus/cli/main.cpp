@@ -1,0 +1,76 @@
+#include "cli/commands.hpp"
+#include "shmbus/shmbus.hpp"
+
+#include <cstdlib>
+#include <iostream>
+
+namespace {
+
+constexpr const char* kHelp = R"(usage: shmbus [--dir DIR] COMMAND ...
+commands:
+  send DEST [--count N] [TEXT | -]     send TEXT (N times), or each line of stdin when TEXT is - or absent
+  recv DEST [--count N] [--timeout MS] print each message on its own line; stop after N messages, or when
+                                       nothing arrives for MS milliseconds
+  stat [--json]                        destinations, producers, consumers, positions and counters
+options for send/recv (used only when the destination is created):
+  --capacity SLOTS   ring slots (power of two, default 4096)
+  --max-size BYTES   largest message (default 4096)
+DEST is topic://NAME. DIR defaults to $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-<uid>.
+exit codes: 0 ok, 1 timeout before --count messages, 2 usage error, 3 no daemon, 4 other failure
+)";
+
+bool parse_u32(const std::string& v, std::uint32_t& out) {
+  char* end = nullptr;
+  const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || v[0] == '-' || n > 0xFFFFFFFFUL) return false;
+  out = static_cast<std::uint32_t>(n);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace shmbus::cli;
+  Common c;
+  std::vector<std::string> rest;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const bool takes = a == "--dir" || a == "--capacity" || a == "--max-size";
+    if (takes && i + 1 >= argc) {
+      std::cerr << "shmbus: " << a << " needs a value\n";
+      return kUsage;
+    }
+    if (a == "--dir") c.dir = argv[++i];
+    else if (a == "--capacity" || a == "--max-size") {
+      std::uint32_t v = 0;
+      if (!parse_u32(argv[++i], v) || v == 0) {
+        std::cerr << "shmbus: " << a << " needs a positive number, not '" << argv[i] << "'\n";
+        return kUsage;
+      }
+      (a == "--capacity" ? c.capacity : c.max_size) = v;
+    } else if (a == "-h" || a == "--help") {
+      std::cout << kHelp;
+      return kOk;
+    } else rest.push_back(a);
+  }
+  if (rest.empty()) {
+    std::cerr << kHelp;
+    return kUsage;
+  }
+  const std::string cmd = rest.front();
+  rest.erase(rest.begin());
+  try {
+    if (cmd == "send") return cmd_send(c, rest);
+    if (cmd == "recv") return cmd_recv(c, rest);
+    if (cmd == "stat") return cmd_stat(c, rest);
+    std::cerr << "shmbus: unknown command '" << cmd << "'\n" << kHelp;
+    return kUsage;
+  } catch (const shmbus::Error& e) {
+    std::cerr << "shmbus: " << e.what() << "\n";
+    if (e.code() == shmbus::ErrorCode::DaemonUnavailable) return kNoDaemon;
+    if (e.code() == shmbus::ErrorCode::BadDestination || e.code() == shmbus::ErrorCode::InvalidArgument ||
+        e.code() == shmbus::ErrorCode::Unsupported)
+      return kUsage;
+    return kFailed;
+  }
+}

@@ -1,0 +1,126 @@
+#include "client/endpoints.hpp"
+#include "common/paths.hpp"
+
+#include <immintrin.h>
+#include <sched.h>
+
+namespace shmbus {
+
+namespace detail {
+
+namespace {
+/// How often a spinning consumer looks at the clock and at the daemon (in polls).
+constexpr std::uint32_t kCheckEvery = 256;
+/// Longest single futex sleep: bounds how late a parked consumer notices a dead daemon.
+constexpr std::uint64_t kParkSliceNs = 20'000'000;
+}  // namespace
+
+ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
+  ring::ReadMeta meta;
+  std::uint64_t lost = 0;
+  switch (reader.poll(buf.data(), meta, lost)) {
+    case ring::PollStatus::Message:
+      out.data_ = buf.data();
+      out.size_ = meta.length;
+      out.seq_ = meta.seq;
+      out.producer_id_ = meta.producer_id;
+      out.producer_seq_ = meta.producer_seq;
+      out.timestamp_ns_ = meta.timestamp_ns;
+      return {Status::Ok, 0};
+    case ring::PollStatus::Lapped:
+      lost_total += lost;
+      return {Status::Lapped, lost};
+    case ring::PollStatus::Empty: break;
+  }
+  return {Status::Timeout, 0};
+}
+
+bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
+  auto& h = reader.ring().header();
+  // Acquire: pairs with the producer's release increment; read BEFORE re-checking the ring so a
+  // commit after our check changes the word and futex_wait returns at once.
+  const std::uint32_t seen = h.notify_seq.load(std::memory_order_acquire);
+  // SYNC: seq_cst pairs with the producer's seq_cst stamp exchange + waiters load (Dekker).
+  h.waiters.fetch_add(1, std::memory_order_seq_cst);
+  if (!reader.ready(std::memory_order_seq_cst)) {
+    const std::uint64_t now = common::mono_ns();
+    if (now < deadline_ns) {
+      const std::uint64_t slice = std::min(deadline_ns - now, kParkSliceNs);
+      ring::futex_wait(h.notify_seq, seen, std::chrono::nanoseconds(slice));
+    }
+  }
+  // Relaxed: the count only gates whether producers call futex_wake.
+  h.waiters.fetch_sub(1, std::memory_order_relaxed);
+  return conn->alive();
+}
+
+ReceiveResult ConsumerImpl::wait_and_poll(Message& out, std::chrono::nanoseconds timeout) noexcept {
+  if (auto r = poll(out); r.status != Status::Timeout) return r;
+  const std::uint64_t deadline = common::mono_ns() + static_cast<std::uint64_t>(std::max<std::int64_t>(timeout.count(), 0));
+  std::uint32_t spins = 0;
+  for (std::uint64_t n = 1;; ++n) {
+    if (reader.ready()) {
+      if (auto r = poll(out); r.status != Status::Timeout) return r;
+    }
+    const bool spinning = opts.wait == WaitStrategy::Spin || spins < opts.spin_count;
+    if (spinning) {
+      ++spins;
+      _mm_pause();
+      if (n % kCheckEvery != 0) continue;
+      if (!usable()) return {Status::Closed, 0};
+      if (common::mono_ns() >= deadline) return {Status::Timeout, 0};
+      // Spinning consumers check the daemon about every millisecond (one poll syscall).
+      if (n % (kCheckEvery * 64) == 0 && !conn->alive()) return {Status::DaemonGone, 0};
+      continue;
+    }
+    if (!usable()) return {Status::Closed, 0};
+    if (opts.wait == WaitStrategy::SpinYield) {
+      ::sched_yield();
+      if (n % kCheckEvery == 0 && !conn->alive()) return {Status::DaemonGone, 0};
+    } else if (!park(deadline)) {
+      return {usable() ? Status::DaemonGone : Status::Closed, 0};
+    }
+    if (common::mono_ns() >= deadline) {
+      if (auto r = poll(out); r.status != Status::Timeout) return r;
+      return {Status::Timeout, 0};
+    }
+  }
+}
+
+}  // namespace detail
+
+MessageConsumer::MessageConsumer(std::unique_ptr<detail::ConsumerImpl> impl) : impl_(std::move(impl)) {}
+MessageConsumer::MessageConsumer(MessageConsumer&&) noexcept = default;
+MessageConsumer& MessageConsumer::operator=(MessageConsumer&& o) noexcept {
+  if (this != &o) {
+    if (impl_) impl_->close_endpoint();
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+MessageConsumer::~MessageConsumer() {
+  if (impl_) impl_->close_endpoint();
+}
+
+ReceiveResult MessageConsumer::receive(Message& out, std::chrono::nanoseconds timeout) noexcept {
+  if (!impl_ || !impl_->usable()) return {Status::Closed, 0};
+  return impl_->wait_and_poll(out, timeout);
+}
+
+ReceiveResult MessageConsumer::receive_no_wait(Message& out) noexcept {
+  if (!impl_ || !impl_->usable()) return {Status::Closed, 0};
+  auto r = impl_->poll(out);
+  // An empty poll looks at the daemon every kCheckEvery tries: a poll loop learns of a dead
+  // daemon without paying a syscall per poll.
+  if (r.status == Status::Timeout && ++impl_->empty_polls % detail::kCheckEveryNoWait == 0 && !impl_->conn->alive())
+    return {Status::DaemonGone, 0};
+  return r;
+}
+
+std::uint64_t MessageConsumer::lost_total() const noexcept { return impl_ ? impl_->lost_total : 0; }
+std::uint32_t MessageConsumer::id() const noexcept { return impl_ ? impl_->id : 0; }
+void MessageConsumer::close() {
+  if (impl_) impl_->close_endpoint();
+}
+
+}  // namespace shmbus

@@ -1,0 +1,74 @@
+#include "shmbus/shmbus.hpp"
+
+namespace shmbus {
+
+namespace {
+constexpr std::size_t kMaxName = 64;
+
+void check_name(std::string_view uri, std::string_view name) {
+  if (name.empty() || name.size() > kMaxName)
+    throw Error(ErrorCode::BadDestination, "destination '" + std::string(uri) + "': the name must be 1 to " +
+                                               std::to_string(kMaxName) + " characters");
+  for (char ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                    ch == '_' || ch == '-';
+    if (!ok)
+      throw Error(ErrorCode::BadDestination, "destination '" + std::string(uri) +
+                                                 "': names may use only letters, digits, '.', '_' and '-'");
+  }
+}
+}  // namespace
+
+Destination Destination::parse(std::string_view uri) {
+  const auto sep = uri.find("://");
+  if (sep == std::string_view::npos)
+    throw Error(ErrorCode::BadDestination,
+                "destination '" + std::string(uri) + "' has no scheme: write topic://NAME (or queue://NAME)");
+  const auto scheme = uri.substr(0, sep);
+  const auto name = uri.substr(sep + 3);
+  Kind k;
+  if (scheme == "topic") k = Kind::Topic;
+  else if (scheme == "queue") k = Kind::Queue;
+  else
+    throw Error(ErrorCode::BadDestination, "unknown destination scheme '" + std::string(scheme) + "://' in '" +
+                                               std::string(uri) + "': use topic://NAME or queue://NAME");
+  check_name(uri, name);
+  return Destination(k, std::string(name));
+}
+
+std::string Destination::uri() const { return (kind_ == Kind::Topic ? "topic://" : "queue://") + name_; }
+
+Topic::Topic(std::string name) : Destination(Kind::Topic, name) { check_name("topic://" + name, name); }
+
+const char* to_string(ErrorCode c) noexcept {
+  switch (c) {
+    case ErrorCode::DaemonUnavailable: return "daemon-unavailable";
+    case ErrorCode::VersionMismatch: return "version-mismatch";
+    case ErrorCode::BadDestination: return "bad-destination";
+    case ErrorCode::InvalidArgument: return "invalid-argument";
+    case ErrorCode::MessageTooLarge: return "message-too-large";
+    case ErrorCode::LimitExceeded: return "limit-exceeded";
+    case ErrorCode::PermissionDenied: return "permission-denied";
+    case ErrorCode::ProtocolError: return "protocol-error";
+    case ErrorCode::DaemonGone: return "daemon-gone";
+    case ErrorCode::Unsupported: return "unsupported";
+    case ErrorCode::Internal: return "internal";
+    case ErrorCode::Closed: return "closed";
+  }
+  return "unknown";
+}
+
+const char* to_string(Status s) noexcept {
+  switch (s) {
+    case Status::Ok: return "ok";
+    case Status::Timeout: return "timeout";
+    case Status::Lapped: return "lapped";
+    case Status::MessageTooLarge: return "message-too-large";
+    case Status::DaemonGone: return "daemon-gone";
+    case Status::Closed: return "closed";
+    case Status::Stalled: return "stalled";
+  }
+  return "unknown";
+}
+
+}  // namespace shmbus

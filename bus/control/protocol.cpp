@@ -1,0 +1,202 @@
+#include "control/protocol.hpp"
+
+#include <cstring>
+
+namespace shmbus::control {
+
+namespace {
+template <class T>
+void put(std::vector<std::uint8_t>& b, T v) {
+  const std::size_t at = b.size();
+  b.resize(at + sizeof(T));
+  std::memcpy(b.data() + at, &v, sizeof(T));  // x86-64 and aarch64-linux are little-endian
+}
+[[noreturn]] void bad(const std::string& what) { throw Error(ErrorCode::ProtocolError, what); }
+}  // namespace
+
+Writer& Writer::u8(std::uint8_t v) { return put(buf_, v), *this; }
+Writer& Writer::u16(std::uint16_t v) { return put(buf_, v), *this; }
+Writer& Writer::u32(std::uint32_t v) { return put(buf_, v), *this; }
+Writer& Writer::u64(std::uint64_t v) { return put(buf_, v), *this; }
+Writer& Writer::str(std::string_view s) {
+  if (s.size() > 0xFFFF) bad("string field longer than 65535 bytes");
+  u16(static_cast<std::uint16_t>(s.size()));
+  const std::size_t at = buf_.size();
+  buf_.resize(at + s.size());
+  if (!s.empty()) std::memcpy(buf_.data() + at, s.data(), s.size());
+  return *this;
+}
+
+std::vector<std::uint8_t> Writer::frame(MsgType t, std::uint32_t request_id) const {
+  std::vector<std::uint8_t> out;
+  out.reserve(kHeaderSize + buf_.size());
+  put(out, kMagic);
+  put(out, static_cast<std::uint16_t>(t));
+  put(out, std::uint16_t{0});
+  put(out, static_cast<std::uint32_t>(buf_.size()));
+  put(out, request_id);
+  const std::size_t at = out.size();
+  out.resize(at + buf_.size());
+  if (!buf_.empty()) std::memcpy(out.data() + at, buf_.data(), buf_.size());
+  return out;
+}
+
+const std::uint8_t* Reader::take(std::size_t n) {
+  if (static_cast<std::size_t>(end_ - p_) < n) bad("control message body is truncated");
+  const auto* r = p_;
+  p_ += n;
+  return r;
+}
+#define SHMBUS_READ(T) \
+  T v;                 \
+  std::memcpy(&v, take(sizeof(T)), sizeof(T)); \
+  return v
+std::uint8_t Reader::u8() { SHMBUS_READ(std::uint8_t); }
+std::uint16_t Reader::u16() { SHMBUS_READ(std::uint16_t); }
+std::uint32_t Reader::u32() { SHMBUS_READ(std::uint32_t); }
+std::uint64_t Reader::u64() { SHMBUS_READ(std::uint64_t); }
+#undef SHMBUS_READ
+std::string Reader::str() {
+  const auto n = u16();
+  const auto* p = take(n);
+  return {reinterpret_cast<const char*>(p), n};
+}
+
+FrameHeader decode_header(const std::uint8_t* b) {
+  FrameHeader h;
+  std::uint16_t type = 0, reserved = 0;
+  std::memcpy(&h.magic, b, 4);
+  std::memcpy(&type, b + 4, 2);
+  std::memcpy(&reserved, b + 6, 2);
+  std::memcpy(&h.body_len, b + 8, 4);
+  std::memcpy(&h.request_id, b + 12, 4);
+  if (h.magic != kMagic) bad("bad magic on the control socket: not a shmbus client (or a corrupted stream)");
+  if (type < static_cast<std::uint16_t>(MsgType::Hello) || type > static_cast<std::uint16_t>(MsgType::Detach))
+    bad("unknown control message type " + std::to_string(type));
+  if (reserved != 0) bad("reserved header field is not zero");
+  if (h.body_len > kMaxBody) bad("control message body of " + std::to_string(h.body_len) + " bytes exceeds the limit");
+  h.type = static_cast<MsgType>(type);
+  return h;
+}
+
+Writer encode(const Hello& m) {
+  Writer w;
+  w.u32(m.protocol_version).u32(m.layout_version).str(m.client_name);
+  return w;
+}
+void decode(Reader& r, Hello& m) {
+  m.protocol_version = r.u32();
+  m.layout_version = r.u32();
+  m.client_name = r.str();
+}
+Writer encode(const HelloOk& m) {
+  Writer w;
+  w.u32(m.client_index).u32(m.generation).str(m.region_shm).u64(m.region_size).u32(static_cast<std::uint32_t>(m.daemon_pid));
+  return w;
+}
+void decode(Reader& r, HelloOk& m) {
+  m.client_index = r.u32();
+  m.generation = r.u32();
+  m.region_shm = r.str();
+  m.region_size = r.u64();
+  m.daemon_pid = static_cast<std::int32_t>(r.u32());
+}
+Writer encode(const ErrorReply& m) {
+  Writer w;
+  w.u32(static_cast<std::uint32_t>(m.code)).str(m.message);
+  return w;
+}
+void decode(Reader& r, ErrorReply& m) {
+  m.code = static_cast<ErrorCode>(r.u32());
+  m.message = r.str();
+}
+Writer encode(const OpenDest& m) {
+  Writer w;
+  w.u8(m.kind).u8(static_cast<std::uint8_t>(m.role)).str(m.name).u32(m.capacity).u32(m.max_message_size);
+  return w;
+}
+void decode(Reader& r, OpenDest& m) {
+  m.kind = r.u8();
+  m.role = static_cast<Role>(r.u8());
+  m.name = r.str();
+  m.capacity = r.u32();
+  m.max_message_size = r.u32();
+}
+Writer encode(const OpenOk& m) {
+  Writer w;
+  w.u32(m.dest_id).u32(m.endpoint_id).u32(m.subscriber_index).u64(m.start_position).str(m.shm_name).u64(m.shm_size);
+  return w;
+}
+void decode(Reader& r, OpenOk& m) {
+  m.dest_id = r.u32();
+  m.endpoint_id = r.u32();
+  m.subscriber_index = r.u32();
+  m.start_position = r.u64();
+  m.shm_name = r.str();
+  m.shm_size = r.u64();
+}
+Writer encode(const CloseEndpoint& m) {
+  Writer w;
+  w.u32(m.dest_id).u32(m.endpoint_id);
+  return w;
+}
+void decode(Reader& r, CloseEndpoint& m) {
+  m.dest_id = r.u32();
+  m.endpoint_id = r.u32();
+}
+Writer encode(const StatReply& m) {
+  Writer w;
+  w.u32(static_cast<std::uint32_t>(m.daemon_pid)).str(m.dir).u64(m.uptime_ms);
+  w.u32(static_cast<std::uint32_t>(m.clients.size()));
+  for (const auto& c : m.clients) w.u32(c.index).u32(static_cast<std::uint32_t>(c.pid)).u32(c.uid).str(c.name);
+  w.u32(static_cast<std::uint32_t>(m.destinations.size()));
+  for (const auto& d : m.destinations) {
+    w.str(d.uri).u32(d.dest_id).u32(d.capacity).u32(d.max_message_size).u32(d.producers);
+    w.u64(d.tail).u64(d.holes_repaired).u64(d.claims_revoked).u64(d.shm_bytes);
+    w.u32(static_cast<std::uint32_t>(d.subscribers.size()));
+    for (const auto& s : d.subscribers)
+      w.u32(s.consumer_id).u32(s.client_index).u32(static_cast<std::uint32_t>(s.pid)).u64(s.position).u64(s.received).u64(s.lost);
+  }
+  return w;
+}
+void decode(Reader& r, StatReply& m) {
+  m.daemon_pid = static_cast<std::int32_t>(r.u32());
+  m.dir = r.str();
+  m.uptime_ms = r.u64();
+  const auto nc = r.u32();
+  if (nc > 65536) bad("stat reply lists too many clients");
+  m.clients.resize(nc);
+  for (auto& c : m.clients) {
+    c.index = r.u32();
+    c.pid = static_cast<std::int32_t>(r.u32());
+    c.uid = r.u32();
+    c.name = r.str();
+  }
+  const auto nd = r.u32();
+  if (nd > 65536) bad("stat reply lists too many destinations");
+  m.destinations.resize(nd);
+  for (auto& d : m.destinations) {
+    d.uri = r.str();
+    d.dest_id = r.u32();
+    d.capacity = r.u32();
+    d.max_message_size = r.u32();
+    d.producers = r.u32();
+    d.tail = r.u64();
+    d.holes_repaired = r.u64();
+    d.claims_revoked = r.u64();
+    d.shm_bytes = r.u64();
+    const auto ns = r.u32();
+    if (ns > 65536) bad("stat reply lists too many subscribers");
+    d.subscribers.resize(ns);
+    for (auto& s : d.subscribers) {
+      s.consumer_id = r.u32();
+      s.client_index = r.u32();
+      s.pid = static_cast<std::int32_t>(r.u32());
+      s.position = r.u64();
+      s.received = r.u64();
+      s.lost = r.u64();
+    }
+  }
+}
+
+}  // namespace shmbus::control

@@ -1,0 +1,133 @@
+// The control protocol between clients and shmbusd over DIR/shmbusd.sock (SOCK_STREAM).
+// Every message: a 16-byte header, then `body_len` bytes of fields (little-endian, strings as
+// u16 length + bytes). Requests are answered in order; the daemon never sends unsolicited.
+//
+//  offset size field
+//       0    4 magic     "SBC1" (0x31434253)
+//       4    2 type      MsgType
+//       6    2 reserved  0
+//       8    4 body_len  <= kMaxBody
+//      12    4 request_id echoed in the reply
+#pragma once
+#include "shmbus/error.hpp"
+#include "shmbus/stats.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shmbus::control {
+
+inline constexpr std::uint32_t kMagic = 0x31434253;  // "SBC1"
+inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kMaxBody = 1U << 20;
+inline constexpr std::size_t kHeaderSize = 16;
+
+enum class MsgType : std::uint16_t {
+  Hello = 1, HelloOk = 2, Error = 3,
+  OpenDest = 4, OpenOk = 5,
+  CloseEndpoint = 6, CloseOk = 7,
+  Stat = 8, StatOk = 9,
+  Detach = 10,
+};
+
+enum class Role : std::uint8_t { Producer = 1, Consumer = 2 };
+
+struct FrameHeader {
+  std::uint32_t magic = kMagic;
+  MsgType type{};
+  std::uint32_t body_len = 0;
+  std::uint32_t request_id = 0;
+};
+
+/// Appends fields to a message body.
+class Writer {
+ public:
+  Writer& u8(std::uint8_t v);
+  Writer& u16(std::uint16_t v);
+  Writer& u32(std::uint32_t v);
+  Writer& u64(std::uint64_t v);
+  Writer& str(std::string_view s);
+  /// Header + body, ready to send.
+  std::vector<std::uint8_t> frame(MsgType t, std::uint32_t request_id) const;
+  const std::vector<std::uint8_t>& body() const { return buf_; }
+
+ private:
+  std::vector<std::uint8_t> buf_;
+};
+
+/// Reads fields from a body; throws Error(ProtocolError) on truncation.
+class Reader {
+ public:
+  explicit Reader(const std::vector<std::uint8_t>& b) : p_(b.data()), end_(b.data() + b.size()) {}
+  std::uint8_t u8();
+  std::uint16_t u16();
+  std::uint32_t u32();
+  std::uint64_t u64();
+  std::string str();
+  bool done() const { return p_ == end_; }
+
+ private:
+  const std::uint8_t* take(std::size_t n);
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;
+};
+
+/// Parses and validates a 16-byte header; throws Error(ProtocolError) saying what was wrong.
+FrameHeader decode_header(const std::uint8_t* bytes);
+
+// ---- message bodies ----
+struct Hello {
+  std::uint32_t protocol_version = kProtocolVersion;
+  std::uint32_t layout_version = 0;
+  std::string client_name;
+};
+struct HelloOk {
+  std::uint32_t client_index = 0;
+  std::uint32_t generation = 0;
+  std::string region_shm;
+  std::uint64_t region_size = 0;
+  std::int32_t daemon_pid = 0;
+};
+struct ErrorReply {
+  ErrorCode code = ErrorCode::Internal;
+  std::string message;
+};
+struct OpenDest {
+  std::uint8_t kind = 1;
+  Role role = Role::Producer;
+  std::string name;
+  std::uint32_t capacity = 0;
+  std::uint32_t max_message_size = 0;
+};
+struct OpenOk {
+  std::uint32_t dest_id = 0;
+  std::uint32_t endpoint_id = 0;
+  std::uint32_t subscriber_index = 0;
+  std::uint64_t start_position = 0;
+  std::string shm_name;
+  std::uint64_t shm_size = 0;
+};
+struct CloseEndpoint {
+  std::uint32_t dest_id = 0;
+  std::uint32_t endpoint_id = 0;
+};
+using StatReply = BusStats;
+
+Writer encode(const Hello&);
+Writer encode(const HelloOk&);
+Writer encode(const ErrorReply&);
+Writer encode(const OpenDest&);
+Writer encode(const OpenOk&);
+Writer encode(const CloseEndpoint&);
+Writer encode(const StatReply&);
+void decode(Reader&, Hello&);
+void decode(Reader&, HelloOk&);
+void decode(Reader&, ErrorReply&);
+void decode(Reader&, OpenDest&);
+void decode(Reader&, OpenOk&);
+void decode(Reader&, CloseEndpoint&);
+void decode(Reader&, StatReply&);
+
+}  // namespace shmbus::control

@@ -1,0 +1,229 @@
+#include "conductor.hpp"
+
+#include "common/paths.hpp"
+#include "log.hpp"
+#include "ring/futex.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace shmbus::daemon {
+
+namespace {
+
+control::Fd listen_on(const std::string& path) {
+  if (auto err = common::check_socket_path(path); !err.empty()) throw Error(ErrorCode::InvalidArgument, err);
+  ::unlink(path.c_str());  // we hold the DIR lock: any socket file here is a dead daemon's
+  control::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 128) != 0)
+    throw Error(ErrorCode::Internal, "cannot listen on " + path + ": " + std::strerror(errno));
+  return fd;
+}
+
+// pidfd_open has no glibc wrapper on bookworm (glibc 2.36 has one, but not every libc does).
+int pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+
+}  // namespace
+
+Conductor::Conductor(ConductorConfig cfg, OwnedShm& region, Janitor& janitor,
+                     moodycamel::ConcurrentQueue<ConductorCommand>& inbox, int signal_fd)
+    : cfg_(std::move(cfg)),
+      region_shm_(region),
+      region_(static_cast<layout::RegionHeader*>(region.base())),
+      janitor_(janitor),
+      signal_fd_(signal_fd),
+      inbox_(inbox),
+      listen_fd_(listen_on(common::socket_path(cfg_.dir))),
+      wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      started_ns_(common::mono_ns()) {
+  for (std::uint32_t i = cfg_.max_clients; i > 0; --i) free_indices_.push_back(i - 1);
+}
+
+Conductor::~Conductor() { ::unlink(common::socket_path(cfg_.dir).c_str()); }
+
+void Conductor::wake() noexcept {
+  const std::uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof one);
+}
+
+void Conductor::wake_all_parked() noexcept {
+  for (auto& [uri, d] : dests_) {
+    auto& h = d.ring.header();
+    // Release: a woken parker re-reads the region state (Stopping) after seeing the word change.
+    h.notify_seq.fetch_add(1, std::memory_order_release);
+    ring::futex_wake_all(h.notify_seq);
+  }
+}
+
+std::string Conductor::describe(const Client& c) const {
+  std::string s = "client";
+  if (c.index) s += " " + std::to_string(*c.index);
+  if (!c.name.empty()) s += " '" + c.name + "'";
+  return s + " (pid " + std::to_string(c.pid) + ")";
+}
+
+void Conductor::accept_client() {
+  for (;;) {
+    control::Fd fd(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) return;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      warn(std::string("SO_PEERCRED failed: ") + std::strerror(errno) + "; connection refused");
+      continue;
+    }
+    Client c;
+    c.pid = cred.pid;
+    c.uid = cred.uid;
+    if (cred.uid != ::geteuid() && cred.uid != 0) {
+      warn("refused connection from pid " + std::to_string(cred.pid) + ": uid " + std::to_string(cred.uid) +
+           " is neither the daemon's uid " + std::to_string(::geteuid()) + " nor root");
+      c.fd = std::move(fd);
+      reply_error(c, ErrorCode::PermissionDenied, "permission denied: shmbusd serves only uid " + std::to_string(::geteuid()), 0);
+      continue;
+    }
+    c.pidfd = control::Fd(pidfd_open(cred.pid));
+    const int key = fd.get();
+    c.fd = std::move(fd);
+    clients_.emplace(key, std::move(c));
+  }
+}
+
+void Conductor::read_client(Client& c) {
+  std::uint8_t buf[65536];
+  bool eof = false;
+  for (;;) {
+    const ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (n <= 0) {
+      eof = true;  // still parse what arrived before the EOF (a detach, typically)
+      break;
+    }
+    c.rx.insert(c.rx.end(), buf, buf + n);
+    if (c.rx.size() > control::kHeaderSize + control::kMaxBody + sizeof buf) break;  // parse before reading more
+  }
+  std::size_t off = 0;
+  while (!c.closing && c.rx.size() - off >= control::kHeaderSize) {
+    control::FrameHeader h;
+    try {
+      h = control::decode_header(c.rx.data() + off);
+    } catch (const Error& e) {
+      warn("protocol error from " + describe(c) + ": " + e.what() + "; closing that connection");
+      reply_error(c, ErrorCode::ProtocolError, e.what(), 0);
+      c.closing = true;
+      return;
+    }
+    if (c.rx.size() - off < control::kHeaderSize + h.body_len) break;
+    std::vector<std::uint8_t> body(c.rx.begin() + static_cast<std::ptrdiff_t>(off + control::kHeaderSize),
+                                   c.rx.begin() + static_cast<std::ptrdiff_t>(off + control::kHeaderSize + h.body_len));
+    off += control::kHeaderSize + h.body_len;
+    handle_frame(c, h, body);
+  }
+  c.rx.erase(c.rx.begin(), c.rx.begin() + static_cast<std::ptrdiff_t>(off));
+  if (eof) c.closing = true;
+}
+
+void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
+  for (auto& [uri, d] : dests_) {
+    if (d.id != e.dest_id) continue;
+    if (e.role == control::Role::Producer) {
+      if (d.producers) --d.producers;
+    } else if (e.sub_index < d.subscriber_owner.size()) {
+      d.subscriber_owner[e.sub_index] = -1;
+      // Release: pairs with stat readers' acquire; the entry is reused only by this thread.
+      d.ring.subscriber(e.sub_index)->state.store(0, std::memory_order_release);
+    }
+    info(describe(c) + " closed " + (e.role == control::Role::Producer ? "producer " : "consumer ") +
+         std::to_string(e.endpoint_id) + " on " + uri);
+  }
+}
+
+void Conductor::drop_client(int fd, const char* why) {
+  auto it = clients_.find(fd);
+  if (it == clients_.end()) return;
+  Client& c = it->second;
+  for (const auto& e : c.endpoints) release_endpoint(c, e);
+  if (c.index) {
+    info(describe(c) + " " + why + "; released " + std::to_string(c.endpoints.size()) + " endpoint(s)");
+    // Release: the janitor's acquire load sees Dead before it sweeps this client's slots.
+    layout::client_table(region_)[*c.index].state.store(static_cast<std::uint32_t>(layout::ClientState::Dead),
+                                                        std::memory_order_release);
+    janitor_.inbox().enqueue(ClientDied{*c.index});
+  }
+  clients_.erase(it);
+}
+
+void Conductor::drain_inbox() {
+  std::uint64_t v = 0;
+  (void)!::read(wake_fd_.get(), &v, sizeof v);
+  ConductorCommand cmd;
+  while (inbox_.try_dequeue(cmd)) {
+    const auto idx = std::get<ClientReleased>(cmd).client_index;
+    auto& e = layout::client_table(region_)[idx];
+    // Relaxed generation bump, then release state: a reader that sees Free sees the new generation.
+    e.generation.fetch_add(1, std::memory_order_relaxed);
+    e.state.store(static_cast<std::uint32_t>(layout::ClientState::Free), std::memory_order_release);
+    free_indices_.push_back(idx);
+  }
+}
+
+void Conductor::run() {
+  info("listening on " + common::socket_path(cfg_.dir));
+  std::vector<pollfd> fds;
+  std::vector<int> owners;  // per pollfd: client socket fd it belongs to, or -1
+  for (;;) {
+    fds.clear();
+    owners.clear();
+    fds.push_back({signal_fd_, POLLIN, 0});
+    fds.push_back({wake_fd_.get(), POLLIN, 0});
+    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    owners.assign(3, -1);
+    for (auto& [fd, c] : clients_) {
+      fds.push_back({fd, POLLIN, 0});
+      owners.push_back(fd);
+      if (c.pidfd) {
+        fds.push_back({c.pidfd.get(), POLLIN, 0});
+        owners.push_back(fd);
+      }
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw Error(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
+    }
+    if (fds[0].revents) {
+      signalfd_siginfo si{};
+      (void)!::read(signal_fd_, &si, sizeof si);
+      info(std::string("received ") + (si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
+      return;
+    }
+    if (fds[1].revents) drain_inbox();
+    for (std::size_t i = 3; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      auto it = clients_.find(owners[i]);
+      if (it == clients_.end()) continue;
+      Client& c = it->second;
+      if (fds[i].fd == c.fd.get()) {
+        read_client(c);
+        if (c.closing)
+          drop_client(owners[i], c.close_reason ? c.close_reason : c.index ? "disconnected" : "left before hello");
+      } else {
+        drop_client(owners[i], "died (pidfd)");
+      }
+    }
+    if (fds[2].revents) accept_client();
+  }
+}
+
+}  // namespace shmbus::daemon

@@ -1,0 +1,96 @@
+// The conductor agent: the daemon's control loop. One thread, poll(2) over the listening socket,
+// every client socket, every client's pidfd, a signalfd and a wake-up eventfd. It owns the client
+// table and the destinations; the janitor hears about them through its queue.
+#pragma once
+#include "commands.hpp"
+#include "control/protocol.hpp"
+#include "control/socket.hpp"
+#include "janitor.hpp"
+#include "layout/region_layout.hpp"
+#include "shm_store.hpp"
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace shmbus::daemon {
+
+struct ConductorConfig {
+  std::string dir;  // canonical
+  std::uint32_t max_clients = 1024;
+};
+
+class Conductor {
+ public:
+  Conductor(ConductorConfig cfg, OwnedShm& region, Janitor& janitor,
+            moodycamel::ConcurrentQueue<ConductorCommand>& inbox, int signal_fd);
+  ~Conductor();
+  /// Serves until a signal arrives on signal_fd. Throws only on set-up failure.
+  void run();
+  /// Wakes the loop (thread-safe): used by the janitor after queueing a command.
+  void wake() noexcept;
+  /// Wakes every consumer parked on any topic (clean shutdown).
+  void wake_all_parked() noexcept;
+
+ private:
+  struct Endpoint {
+    std::uint32_t dest_id = 0;
+    std::uint32_t endpoint_id = 0;
+    control::Role role = control::Role::Producer;
+    std::uint32_t sub_index = 0;
+  };
+  struct Client {
+    control::Fd fd;
+    control::Fd pidfd;
+    int pid = 0;
+    unsigned uid = 0;
+    std::optional<std::uint32_t> index;  // set by hello
+    std::string name;
+    std::vector<std::uint8_t> rx;
+    std::vector<Endpoint> endpoints;
+    bool closing = false;
+    const char* close_reason = nullptr;  // set when the client said why (detach)
+  };
+  struct Dest {
+    std::uint32_t id = 0;
+    std::string uri;
+    std::shared_ptr<OwnedShm> shm;
+    ring::TopicRing ring;
+    std::uint32_t producers = 0;
+    std::vector<std::int64_t> subscriber_owner;  // per subscriber index: client index or -1
+  };
+
+  void accept_client();
+  void read_client(Client& c);
+  void handle_frame(Client& c, const control::FrameHeader& h, const std::vector<std::uint8_t>& body);
+  void reply(Client& c, control::MsgType t, const control::Writer& w, std::uint32_t id);
+  void reply_error(Client& c, ErrorCode code, const std::string& msg, std::uint32_t id);
+  void on_hello(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  void on_open(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  void on_close(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  void on_stat(Client& c, std::uint32_t id);
+  Dest& find_or_create(const std::string& uri, const std::string& name, const control::OpenDest& m);
+  void release_endpoint(const Client& c, const Endpoint& e);
+  void drop_client(int fd, const char* why);
+  void drain_inbox();
+  std::string describe(const Client& c) const;
+
+  ConductorConfig cfg_;
+  OwnedShm& region_shm_;
+  layout::RegionHeader* region_;
+  Janitor& janitor_;
+  int signal_fd_;
+  moodycamel::ConcurrentQueue<ConductorCommand>& inbox_;  // from the janitor
+  control::Fd listen_fd_;
+  control::Fd wake_fd_;
+  std::map<int, Client> clients_;  // by socket fd
+  std::vector<std::uint32_t> free_indices_;
+  std::map<std::string, Dest> dests_;  // by uri
+  std::uint32_t next_dest_id_ = 1;
+  std::uint32_t next_endpoint_id_ = 1;
+  std::uint64_t started_ns_ = 0;
+};
+
+}  // namespace shmbus::daemon

@@ -1,0 +1,70 @@
+#include "janitor.hpp"
+
+#include "common/paths.hpp"
+#include "log.hpp"
+#include "shm_store.hpp"
+
+namespace shmbus::daemon {
+
+Janitor::Janitor(layout::RegionHeader* region, JanitorConfig cfg,
+                 moodycamel::ConcurrentQueue<ConductorCommand>& to_conductor, std::function<void()> wake_conductor)
+    : region_(region), cfg_(cfg), to_conductor_(to_conductor), wake_conductor_(std::move(wake_conductor)) {}
+
+Janitor::~Janitor() { stop(); }
+
+void Janitor::start() { thread_ = std::thread([this] { run(); }); }
+
+void Janitor::stop() {
+  // Relaxed: the flag is polled every tick; join() below is the synchronisation.
+  stop_.store(true, std::memory_order_relaxed);
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Janitor::owner_dead(std::uint32_t owner) const noexcept {
+  if (owner >= region_->max_clients) return true;
+  // Acquire: pairs with the conductor's release store of the entry state.
+  return layout::client_table(region_)[owner].state.load(std::memory_order_acquire) !=
+         static_cast<std::uint32_t>(layout::ClientState::Attached);
+}
+
+void Janitor::handle(JanitorCommand& c) {
+  if (auto* t = std::get_if<TopicCreated>(&c)) {
+    ring::TopicRing ring(t->shm->base());
+    topics_.push_back(Topic{t->dest_id, t->uri, t->shm, ring::TopicRepairer(ring)});
+    return;
+  }
+  const auto dead = std::get<ClientDied>(c).client_index;
+  for (auto& t : topics_) {
+    if (const auto n = t.repairer.sweep_owner(dead))
+      info("repaired " + std::to_string(n) + " slot(s) of " + t.uri + " left mid-write by dead client " +
+           std::to_string(dead));
+  }
+  to_conductor_.enqueue(ClientReleased{dead});
+  wake_conductor_();
+}
+
+void Janitor::scan_all() {
+  const auto now = common::mono_ns();
+  const auto dead = [this](std::uint32_t o) { return owner_dead(o); };
+  for (auto& t : topics_) {
+    if (const auto n = t.repairer.scan(now, cfg_.stale_claim_ns, dead))
+      info("repaired " + std::to_string(n) + " hole(s) in " + t.uri + " (producer died or stalled between claim and commit)");
+  }
+}
+
+void Janitor::run() {
+  const auto tick = std::chrono::nanoseconds(cfg_.tick_ns);
+  // Relaxed: see stop().
+  while (!stop_.load(std::memory_order_relaxed)) {
+    JanitorCommand cmd;
+    if (inbox_.wait_dequeue_timed(cmd, std::chrono::duration_cast<std::chrono::microseconds>(tick))) {
+      handle(cmd);
+      while (inbox_.try_dequeue(cmd)) handle(cmd);
+    }
+    scan_all();
+    // Relaxed: the heartbeat is informational (stat, debugging).
+    region_->heartbeat_ns.store(common::mono_ns(), std::memory_order_relaxed);
+  }
+}
+
+}  // namespace shmbus::daemon

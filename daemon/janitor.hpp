@@ -1,0 +1,54 @@
+// The janitor agent: a single thread that repairs topic rings (holes left by dead or stalled
+// producers), beats the daemon heartbeat, and tells the conductor when a dead client's index is
+// safe to reuse. Fed only through its command queue.
+#pragma once
+#include "commands.hpp"
+#include "layout/region_layout.hpp"
+#include "ring/topic_repair.hpp"
+
+#include <atomic>
+#include <blockingconcurrentqueue.h>
+#include <concurrentqueue.h>
+#include <functional>
+#include <thread>
+#include <vector>
+
+namespace shmbus::daemon {
+
+struct JanitorConfig {
+  std::uint64_t tick_ns = 1'000'000;           // scan period
+  std::uint64_t stale_claim_ns = 20'000'000;   // a claimed, untouched slot is revoked after this
+};
+
+class Janitor {
+ public:
+  Janitor(layout::RegionHeader* region, JanitorConfig cfg,
+          moodycamel::ConcurrentQueue<ConductorCommand>& to_conductor, std::function<void()> wake_conductor);
+  ~Janitor();
+  void start();
+  void stop();
+  moodycamel::BlockingConcurrentQueue<JanitorCommand>& inbox() { return inbox_; }
+
+ private:
+  struct Topic {
+    std::uint32_t dest_id;
+    std::string uri;
+    std::shared_ptr<OwnedShm> shm;
+    ring::TopicRepairer repairer;
+  };
+  void run();
+  void handle(JanitorCommand& c);
+  void scan_all();
+  bool owner_dead(std::uint32_t owner) const noexcept;
+
+  layout::RegionHeader* region_;
+  JanitorConfig cfg_;
+  moodycamel::BlockingConcurrentQueue<JanitorCommand> inbox_;
+  moodycamel::ConcurrentQueue<ConductorCommand>& to_conductor_;
+  std::function<void()> wake_conductor_;
+  std::vector<Topic> topics_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace shmbus::daemon

@@ -1,0 +1,232 @@
+// The conductor's request handlers: hello, open destination, close endpoint, stat.
+#include "common/paths.hpp"
+#include "conductor.hpp"
+#include "log.hpp"
+#include "shmbus/shmbus.hpp"
+
+#include <cstring>
+#include <unistd.h>
+
+namespace shmbus::daemon {
+
+using control::MsgType;
+
+void Conductor::reply(Client& c, MsgType t, const control::Writer& w, std::uint32_t id) {
+  if (!control::send_all(c.fd.get(), w.frame(t, id))) c.closing = true;
+}
+
+void Conductor::reply_error(Client& c, ErrorCode code, const std::string& msg, std::uint32_t id) {
+  reply(c, MsgType::Error, control::encode(control::ErrorReply{code, msg}), id);
+}
+
+void Conductor::handle_frame(Client& c, const control::FrameHeader& h, const std::vector<std::uint8_t>& body) {
+  try {
+    if (!c.index && h.type != MsgType::Hello)
+      throw Error(ErrorCode::ProtocolError, "the first control message must be hello");
+    control::Reader r(body);
+    switch (h.type) {
+      case MsgType::Hello: return on_hello(c, body, h.request_id);
+      case MsgType::OpenDest: return on_open(c, body, h.request_id);
+      case MsgType::CloseEndpoint: return on_close(c, body, h.request_id);
+      case MsgType::Stat: return on_stat(c, h.request_id);
+      case MsgType::Detach:
+        c.closing = true;
+        c.close_reason = "detached";
+        return;
+      default: throw Error(ErrorCode::ProtocolError, "message type " + std::to_string(static_cast<int>(h.type)) + " is a reply, not a request");
+    }
+  } catch (const Error& e) {
+    const bool fatal = e.code() == ErrorCode::ProtocolError || e.code() == ErrorCode::VersionMismatch ||
+                       (e.code() == ErrorCode::LimitExceeded && !c.index);
+    (fatal ? warn : info)(describe(c) + ": " + to_string(e.code()) + ": " + e.what() +
+                          (fatal ? "; closing that connection" : ""));
+    reply_error(c, e.code(), e.what(), h.request_id);
+    if (fatal) c.closing = true;
+  }
+}
+
+void Conductor::on_hello(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  if (c.index) throw Error(ErrorCode::ProtocolError, "hello sent twice on one connection");
+  control::Reader r(body);
+  control::Hello m;
+  control::decode(r, m);
+  if (m.protocol_version != control::kProtocolVersion)
+    throw Error(ErrorCode::VersionMismatch, "control protocol version mismatch: client speaks " +
+                                                std::to_string(m.protocol_version) + ", shmbusd speaks " +
+                                                std::to_string(control::kProtocolVersion) +
+                                                "; use a client and daemon from the same release");
+  if (m.layout_version != layout::kLayoutVersion)
+    throw Error(ErrorCode::VersionMismatch, "shared-memory layout version mismatch: client uses " +
+                                                std::to_string(m.layout_version) + ", shmbusd uses " +
+                                                std::to_string(layout::kLayoutVersion) +
+                                                "; use a client and daemon from the same release");
+  if (free_indices_.empty())
+    throw Error(ErrorCode::LimitExceeded, "shmbusd already has " + std::to_string(cfg_.max_clients) +
+                                              " clients attached (start it with a larger --max-clients)");
+  const auto idx = free_indices_.back();
+  free_indices_.pop_back();
+  c.index = idx;
+  c.name = m.client_name.substr(0, 47);
+  auto& e = layout::client_table(region_)[idx];
+  e.pid = c.pid;
+  std::memset(e.name, 0, sizeof e.name);
+  std::memcpy(e.name, c.name.data(), c.name.size());
+  // Release: pid and name are visible to whoever sees Attached.
+  e.state.store(static_cast<std::uint32_t>(layout::ClientState::Attached), std::memory_order_release);
+  control::HelloOk ok;
+  ok.client_index = idx;
+  ok.generation = e.generation.load(std::memory_order_relaxed);
+  ok.region_shm = region_shm_.name();
+  ok.region_size = region_shm_.size();
+  ok.daemon_pid = ::getpid();
+  info(describe(c) + " attached (uid " + std::to_string(c.uid) + ")");
+  reply(c, MsgType::HelloOk, control::encode(ok), id);
+}
+
+Conductor::Dest& Conductor::find_or_create(const std::string& uri, const std::string& name, const control::OpenDest& m) {
+  if (auto it = dests_.find(uri); it != dests_.end()) return it->second;
+  if (m.capacity < layout::kMinSlots || m.capacity > layout::kMaxSlots || (m.capacity & (m.capacity - 1)) != 0)
+    throw Error(ErrorCode::InvalidArgument, "capacity " + std::to_string(m.capacity) + " must be a power of two in [" +
+                                                std::to_string(layout::kMinSlots) + ", " + std::to_string(layout::kMaxSlots) + "]");
+  if (m.max_message_size < 1 || m.max_message_size > layout::kMaxPayload)
+    throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(m.max_message_size) +
+                                                " must be in [1, " + std::to_string(layout::kMaxPayload) + "]");
+  const auto size = layout::topic_size(m.capacity, m.max_message_size, layout::kMaxSubscribers);
+  if (size > layout::kMaxTopicBytes)
+    throw Error(ErrorCode::LimitExceeded, uri + " would need " + std::to_string(size) + " bytes of shared memory (" +
+                                              std::to_string(m.capacity) + " slots x " +
+                                              std::to_string(layout::slot_size_for(m.max_message_size)) +
+                                              " bytes); the limit is 4 GiB: lower capacity or max message size");
+  Dest d;
+  d.id = next_dest_id_++;
+  d.uri = uri;
+  d.shm = std::make_shared<OwnedShm>(common::dest_shm_name(cfg_.dir, d.id), size);
+  auto* h = static_cast<layout::TopicHeader*>(d.shm->base());
+  h->magic = layout::kTopicMagic;
+  h->kind = 1;
+  h->total_length = size;
+  h->slot_count = m.capacity;
+  h->slot_size = layout::slot_size_for(m.max_message_size);
+  h->max_payload = m.max_message_size;
+  h->dest_id = d.id;
+  h->max_subscribers = layout::kMaxSubscribers;
+  std::memcpy(h->name, name.data(), std::min(name.size(), sizeof h->name - 1));
+  // SYNC: release pairs with check_topic()'s acquire; the config block above is complete first.
+  h->layout_version.store(layout::kLayoutVersion, std::memory_order_release);
+  d.ring = ring::TopicRing(h);
+  d.subscriber_owner.assign(layout::kMaxSubscribers, -1);
+  janitor_.inbox().enqueue(TopicCreated{d.id, uri, d.shm});
+  info("created " + uri + ": " + std::to_string(m.capacity) + " slots x " + std::to_string(m.max_message_size) +
+       " bytes max message (" + std::to_string(size >> 10) + " KiB shared memory)");
+  return dests_.emplace(uri, std::move(d)).first->second;
+}
+
+void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  control::Reader r(body);
+  control::OpenDest m;
+  control::decode(r, m);
+  if (m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue))
+    throw Error(ErrorCode::Unsupported, "queue://" + m.name + ": queues are not available in this version; use topic://NAME");
+  if (m.kind != static_cast<std::uint8_t>(Destination::Kind::Topic))
+    throw Error(ErrorCode::BadDestination, "unknown destination kind " + std::to_string(m.kind));
+  if (m.role != control::Role::Producer && m.role != control::Role::Consumer)
+    throw Error(ErrorCode::ProtocolError, "unknown endpoint role " + std::to_string(static_cast<int>(m.role)));
+  const auto dest = Destination::parse("topic://" + m.name);  // validates the name
+  Dest& d = find_or_create(dest.uri(), dest.name(), m);
+  Endpoint e;
+  e.dest_id = d.id;
+  e.role = m.role;
+  control::OpenOk ok;
+  ok.dest_id = d.id;
+  ok.shm_name = d.shm->name();
+  ok.shm_size = d.shm->size();
+  if (m.role == control::Role::Consumer) {
+    std::uint32_t s = 0;
+    while (s < d.subscriber_owner.size() && d.subscriber_owner[s] >= 0) ++s;
+    if (s == d.subscriber_owner.size())
+      throw Error(ErrorCode::LimitExceeded, d.uri + " already has " + std::to_string(layout::kMaxSubscribers) +
+                                                " subscribers (the per-topic limit)");
+    d.subscriber_owner[s] = *c.index;
+    e.sub_index = s;
+    auto* se = d.ring.subscriber(s);
+    // Acquire: the subscriber starts at a tail at least as new as any claim made before now.
+    const auto start = d.ring.header().tail.load(std::memory_order_acquire);
+    se->client_index = *c.index;
+    se->position.store(start, std::memory_order_relaxed);
+    se->lost.store(0, std::memory_order_relaxed);
+    se->received.store(0, std::memory_order_relaxed);
+    e.endpoint_id = next_endpoint_id_++;
+    se->consumer_id = e.endpoint_id;
+    // Release: the fields above are visible to stat readers that see state 1.
+    se->state.store(1, std::memory_order_release);
+    ok.subscriber_index = s;
+    ok.start_position = start;
+  } else {
+    e.endpoint_id = next_endpoint_id_++;
+    ++d.producers;
+  }
+  ok.endpoint_id = e.endpoint_id;
+  c.endpoints.push_back(e);
+  info(describe(c) + " opened " + (m.role == control::Role::Producer ? "producer " : "consumer ") +
+       std::to_string(e.endpoint_id) + " on " + d.uri);
+  reply(c, MsgType::OpenOk, control::encode(ok), id);
+}
+
+void Conductor::on_close(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  control::Reader r(body);
+  control::CloseEndpoint m;
+  control::decode(r, m);
+  for (auto it = c.endpoints.begin(); it != c.endpoints.end(); ++it) {
+    if (it->dest_id == m.dest_id && it->endpoint_id == m.endpoint_id) {
+      release_endpoint(c, *it);
+      c.endpoints.erase(it);
+      reply(c, MsgType::CloseOk, control::Writer{}, id);
+      return;
+    }
+  }
+  throw Error(ErrorCode::InvalidArgument, "no endpoint " + std::to_string(m.endpoint_id) + " on destination " +
+                                              std::to_string(m.dest_id) + " belongs to this client");
+}
+
+void Conductor::on_stat(Client& c, std::uint32_t id) {
+  control::StatReply s;
+  s.daemon_pid = ::getpid();
+  s.dir = cfg_.dir;
+  s.uptime_ms = (common::mono_ns() - started_ns_) / 1'000'000;
+  std::map<std::uint32_t, int> pid_of;
+  for (const auto& [fd, cl] : clients_) {
+    if (!cl.index) continue;
+    s.clients.push_back({*cl.index, cl.pid, cl.uid, cl.name});
+    pid_of[*cl.index] = cl.pid;
+  }
+  for (const auto& [uri, d] : dests_) {
+    DestinationStats ds;
+    const auto& h = d.ring.header();
+    ds.uri = uri;
+    ds.dest_id = d.id;
+    ds.capacity = h.slot_count;
+    ds.max_message_size = h.max_payload;
+    ds.producers = d.producers;
+    // Relaxed: statistics.
+    ds.tail = h.tail.load(std::memory_order_relaxed);
+    ds.holes_repaired = h.holes_repaired.load(std::memory_order_relaxed);
+    ds.claims_revoked = h.claims_revoked.load(std::memory_order_relaxed);
+    ds.shm_bytes = d.shm->size();
+    for (std::uint32_t i = 0; i < d.subscriber_owner.size(); ++i) {
+      if (d.subscriber_owner[i] < 0) continue;
+      const auto* se = d.ring.subscriber(i);
+      SubscriberStats ss;
+      ss.consumer_id = se->consumer_id;
+      ss.client_index = static_cast<std::uint32_t>(d.subscriber_owner[i]);
+      ss.pid = pid_of[ss.client_index];
+      ss.position = se->position.load(std::memory_order_relaxed);
+      ss.received = se->received.load(std::memory_order_relaxed);
+      ss.lost = se->lost.load(std::memory_order_relaxed);
+      ds.subscribers.push_back(ss);
+    }
+    s.destinations.push_back(std::move(ds));
+  }
+  reply(c, MsgType::StatOk, control::encode(s), id);
+}
+
+}  // namespace shmbus::daemon

@@ -1,0 +1,54 @@
+/// @file error.hpp
+/// @brief Error reporting: set-up calls throw shmbus::Error; hot-path calls return shmbus::Status.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace shmbus {
+
+/// Why a set-up call failed. Carried by shmbus::Error and by control-protocol error replies.
+enum class ErrorCode : unsigned {
+  DaemonUnavailable = 1,  ///< no shmbusd answers on DIR/shmbusd.sock
+  VersionMismatch = 2,    ///< protocol or shared-memory layout version differs
+  BadDestination = 3,     ///< malformed URI, unknown scheme, bad name
+  InvalidArgument = 4,    ///< an option out of range
+  MessageTooLarge = 5,    ///< payload above the destination's max message size
+  LimitExceeded = 6,      ///< too many clients, destinations or subscribers
+  PermissionDenied = 7,   ///< peer credentials refused
+  ProtocolError = 8,      ///< malformed control message
+  DaemonGone = 9,         ///< the daemon died or shut down while we were attached
+  Unsupported = 10,       ///< a feature not available in this version (e.g. queue://)
+  Internal = 11,          ///< system call failure; the message names it
+  Closed = 12,            ///< the object was closed
+};
+
+/// Human name of an error code ("daemon-unavailable", ...).
+const char* to_string(ErrorCode c) noexcept;
+
+/// Thrown by every call that sets something up (connect, create, close). Never by the hot path.
+class Error : public std::runtime_error {
+ public:
+  /// @param code what kind of failure; @param what says what was wrong and what to do.
+  Error(ErrorCode code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  /// The failure kind.
+  ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+/// Result of a hot-path call (send, claim, receive). These are outcomes, not failures.
+enum class Status : unsigned {
+  Ok = 0,
+  Timeout,          ///< nothing arrived before the deadline
+  Lapped,           ///< the consumer fell a whole ring behind; ReceiveResult::lost says how many
+  MessageTooLarge,  ///< payload larger than the destination allows; nothing was sent
+  DaemonGone,       ///< shmbusd died or shut down; re-create the connection
+  Closed,           ///< the producer/consumer was closed
+  Stalled,          ///< a slot stayed busy; retry (the daemon repairs dead producers)
+};
+
+/// Human name of a status ("ok", "timeout", ...).
+const char* to_string(Status s) noexcept;
+
+}  // namespace shmbus
