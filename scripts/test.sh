@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: Release build with warnings fatal, then ASan+UBSan, then TSan on the
+# concurrent tests, then the benchmark in --quick mode to keep it working (no timing assertions).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CTEST_OUTPUT_ON_FAILURE=1
+J="$(nproc)"
+
+echo "== Release build (-Werror) and tests"
+bash scripts/setup.sh build -DSHMBUS_WERROR=ON
+ctest --test-dir build -j"$J" --timeout 300
+
+echo "== ASan+UBSan build and tests"
+bash scripts/setup.sh build-asan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=address -DSHMBUS_BUILD_BENCH=OFF
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -j"$J" --timeout 600
+
+echo "== TSan build, concurrent tests"
+bash scripts/setup.sh build-tsan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=thread -DSHMBUS_BUILD_BENCH=OFF
+TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --timeout 600
+
+echo "== benchmark smoke run (figures only, nothing asserted)"
+build/bench/shmbus-bench pingpong --quick
+
+echo "== all test stages passed"
