@@ -59,9 +59,7 @@ ReceiveResult ConsumerImpl::wait_and_poll(Message& out, std::chrono::nanoseconds
   const std::uint64_t deadline = common::mono_ns() + static_cast<std::uint64_t>(std::max<std::int64_t>(timeout.count(), 0));
   std::uint32_t spins = 0;
   for (std::uint64_t n = 1;; ++n) {
-    if (reader.ready()) {
-      if (auto r = poll(out); r.status != Status::Timeout) return r;
-    }
+    if (auto r = poll(out); r.status != Status::Timeout) return r;  // one acquire load when empty
     const bool spinning = opts.wait == WaitStrategy::Spin || spins < opts.spin_count;
     if (spinning) {
       ++spins;
