@@ -1,0 +1,132 @@
+#include "args.hpp"
+
+#include <cstdlib>
+#include <iostream>
+#include <string_view>
+
+namespace shmbus::bench {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: shmbus-bench pingpong [options]\n"
+    "  Two-process ping-pong through two topics (ping, pong) and, in the same run, over two raw\n"
+    "  atomics in shared memory (the floor). Prints one-way latency (RTT/2) percentiles in ns.\n"
+    "options:\n"
+    "  --json               print one JSON object on stdout (progress still goes to stderr)\n"
+    "  --out FILE           also write the JSON object to FILE\n"
+    "  --quick              20000 round trips (default 100000) and 2000 warm-up (default 10000)\n"
+    "  --iterations N       measured round trips\n"
+    "  --warmup N           round trips before measuring\n"
+    "  --size BYTES         message size, 8 .. 16777216 (default 64)\n"
+    "  --wait spin|yield|park  consumer WaitStrategy for both sides (default spin)\n"
+    "  --spin-count N       ConsumerOptions::spin_count for yield/park (default 0)\n"
+    "  --capacity N         ring slots of the ping and pong topics (default 4096)\n"
+    "  --dir DIR            use the shmbusd already serving DIR (default: start one in a temp dir;\n"
+    "                       its binary is $SHMBUSD, else the one built with this bench)\n"
+    "  --no-pin             do not pin ping/pong to CPUs 0/1\n"
+    "  --variants           also run floor variants that add the ring's costs one by one\n";
+
+bool number(std::string_view flag, const char* v, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (*v == '\0' || *v == '-' || *end != '\0' || n < lo || n > hi) {
+    std::cerr << "shmbus-bench: " << flag << " must be a number from " << lo << " to " << hi << ", not '" << v << "'\n";
+    return false;
+  }
+  out = n;
+  return true;
+}
+
+}  // namespace
+
+const char* wait_name(Wait w) noexcept {
+  switch (w) {
+    case Wait::Spin: return "spin";
+    case Wait::Yield: return "yield";
+    case Wait::Park: return "park";
+  }
+  return "?";
+}
+
+const char* wait_mode(Wait w) noexcept { return w == Wait::Park ? "block" : "spin"; }
+
+bool parse_args(int argc, char** argv, Args& a, int& rc) {
+  rc = 2;
+  if (argc < 2) {
+    std::cerr << kUsage;
+    return false;
+  }
+  a.command = argv[1];
+  if (a.command == "-h" || a.command == "--help" || a.command == "help") {
+    std::cout << kUsage;
+    rc = 0;
+    return false;
+  }
+  if (a.command != "pingpong") {
+    std::cerr << "shmbus-bench: unknown scenario '" << a.command << "' (available: pingpong)\n" << kUsage;
+    return false;
+  }
+  bool iterations_set = false, warmup_set = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string_view k = argv[i];
+    const bool takes_value = k == "--iterations" || k == "--warmup" || k == "--size" || k == "--wait" ||
+                             k == "--dir" || k == "--out" || k == "--spin-count" || k == "--capacity";
+    if (takes_value && i + 1 >= argc) {
+      std::cerr << "shmbus-bench: " << k << " needs a value\n";
+      return false;
+    }
+    std::uint64_t n = 0;
+    if (k == "-h" || k == "--help") {
+      std::cout << kUsage;
+      rc = 0;
+      return false;
+    } else if (k == "--json") {
+      a.json = true;
+    } else if (k == "--quick") {
+      a.quick = true;
+    } else if (k == "--no-pin") {
+      a.pin = false;
+    } else if (k == "--variants") {
+      a.variants = true;
+    } else if (k == "--iterations") {
+      if (!number(k, argv[++i], 1, 1'000'000'000, a.iterations)) return false;
+      iterations_set = true;
+    } else if (k == "--warmup") {
+      if (!number(k, argv[++i], 0, 1'000'000'000, a.warmup)) return false;
+      warmup_set = true;
+    } else if (k == "--size") {
+      if (!number(k, argv[++i], 8, 16U << 20, n)) return false;
+      a.size = static_cast<std::uint32_t>(n);
+    } else if (k == "--spin-count") {
+      if (!number(k, argv[++i], 0, 1U << 30, n)) return false;
+      a.spin_count = static_cast<std::uint32_t>(n);
+    } else if (k == "--capacity") {
+      if (!number(k, argv[++i], 2, 1U << 24, n)) return false;
+      a.capacity = static_cast<std::uint32_t>(n);
+    } else if (k == "--wait") {
+      const std::string_view v = argv[++i];
+      if (v == "spin") a.wait = Wait::Spin;
+      else if (v == "yield") a.wait = Wait::Yield;
+      else if (v == "park") a.wait = Wait::Park;
+      else {
+        std::cerr << "shmbus-bench: --wait must be spin, yield or park, not '" << v << "'\n";
+        return false;
+      }
+    } else if (k == "--dir") {
+      a.dir = argv[++i];
+    } else if (k == "--out") {
+      a.out = argv[++i];
+    } else {
+      std::cerr << "shmbus-bench: unknown option '" << k << "'\n" << kUsage;
+      return false;
+    }
+  }
+  if (a.quick) {
+    if (!iterations_set) a.iterations = 20'000;
+    if (!warmup_set) a.warmup = 2'000;
+  }
+  return true;
+}
+
+}  // namespace shmbus::bench

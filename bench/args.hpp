@@ -1,0 +1,35 @@
+// Command line of shmbus-bench.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace shmbus::bench {
+
+enum class Wait { Spin, Yield, Park };
+
+/// "spin" | "yield" | "park".
+const char* wait_name(Wait w) noexcept;
+/// "spin" for busy-polling strategies, "block" for futex parking.
+const char* wait_mode(Wait w) noexcept;
+
+struct Args {
+  std::string command;               ///< "pingpong"
+  bool json = false;                 ///< one JSON object on stdout instead of the table
+  bool quick = false;                ///< 20k round trips instead of 100k
+  bool pin = true;                   ///< pin ping to CPU 0 and pong to CPU 1 when available
+  bool variants = false;             ///< also run the floor variants (pause, xchg, ring RMWs)
+  std::uint64_t iterations = 100'000;
+  std::uint64_t warmup = 10'000;
+  std::uint32_t size = 64;           ///< message bytes
+  Wait wait = Wait::Spin;
+  std::uint32_t spin_count = 0;      ///< ConsumerOptions::spin_count (yield/park)
+  std::uint32_t capacity = 4096;     ///< DestinationOptions::capacity of the ping and pong topics
+  std::string dir;                   ///< use the shmbusd already serving DIR
+  std::string out;                   ///< also write the JSON here
+};
+
+/// Parses argv. Returns false when the program should exit with `rc` (help, or a usage error
+/// already printed on stderr).
+bool parse_args(int argc, char** argv, Args& a, int& rc);
+
+}  // namespace shmbus::bench

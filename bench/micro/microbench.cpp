@@ -1,0 +1,273 @@
+// shmbus-microbench: Google Benchmark microbenchmarks of the primitives on the hot path.
+//   ring      claim+commit (one producer, no reader), claim+commit+poll (same thread)
+//   control   OpenDest encode+decode, framing
+//   sharing   two threads bumping counters on one cache line vs on separate 128-byte blocks
+//   costs     the single operations the hot path is made of: clocks, pause, locked RMWs
+// The ring lives in process memory, initialised the way daemon/requests.cpp find_or_create does.
+#include "common/paths.hpp"
+#include "control/protocol.hpp"
+#include "layout/topic_layout.hpp"
+#include "ring/topic_ring.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <immintrin.h>
+#include <sched.h>
+#include <x86intrin.h>
+
+namespace {
+
+using namespace shmbus;
+
+/// A topic ring in (page-aligned, zeroed) process memory.
+class RingMem {
+ public:
+  RingMem(std::uint32_t slots, std::uint32_t max_payload) {
+    size_ = layout::align_up(layout::topic_size(slots, max_payload, layout::kMaxSubscribers), 4096);
+    mem_ = std::aligned_alloc(4096, size_);
+    std::memset(mem_, 0, size_);
+    auto* h = static_cast<layout::TopicHeader*>(mem_);
+    h->magic = layout::kTopicMagic;
+    h->kind = 1;
+    h->total_length = layout::topic_size(slots, max_payload, layout::kMaxSubscribers);
+    h->slot_count = slots;
+    h->slot_size = layout::slot_size_for(max_payload);
+    h->max_payload = max_payload;
+    h->dest_id = 1;
+    h->max_subscribers = layout::kMaxSubscribers;
+    std::memcpy(h->name, "microbench", 10);
+    h->layout_version.store(layout::kLayoutVersion, std::memory_order_release);
+    if (!ring::check_topic(mem_, size_).empty()) std::abort();
+    ring_ = ring::TopicRing(h);
+  }
+  ~RingMem() { std::free(mem_); }
+  RingMem(const RingMem&) = delete;
+  RingMem& operator=(const RingMem&) = delete;
+  const ring::TopicRing& ring() const { return ring_; }
+  /// Attaches subscriber 0 at the current tail, as the daemon does for a new consumer.
+  ring::TopicReader subscribe() {
+    auto* e = ring_.subscriber(0);
+    const auto start = ring_.header().tail.load(std::memory_order_acquire);
+    e->position.store(start, std::memory_order_relaxed);
+    e->state.store(1, std::memory_order_release);
+    return ring::TopicReader(ring_, e, start);
+  }
+
+ private:
+  void* mem_ = nullptr;
+  std::size_t size_ = 0;
+  ring::TopicRing ring_;
+};
+
+constexpr std::uint32_t kMsg = 64;
+
+void BM_RingClaimCommit(benchmark::State& st) {
+  RingMem r(static_cast<std::uint32_t>(st.range(0)), kMsg);
+  ring::TopicWriter w(r.ring(), 1, 1);
+  std::array<std::byte, kMsg> payload{};
+  for (auto _ : st) {
+    ring::SlotClaim c;
+    if (w.claim(kMsg, c) != ring::ClaimStatus::Ok) {
+      st.SkipWithError("claim failed");
+      break;
+    }
+    std::memcpy(c.data, payload.data(), kMsg);
+    w.commit(c, kMsg, 0);
+  }
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations()) * kMsg);
+}
+BENCHMARK(BM_RingClaimCommit)->Arg(64)->Arg(4096)->Arg(65536);
+
+void BM_RingClaimCommitPoll(benchmark::State& st) {
+  RingMem r(static_cast<std::uint32_t>(st.range(0)), kMsg);
+  ring::TopicWriter w(r.ring(), 1, 1);
+  ring::TopicReader rd = r.subscribe();
+  std::array<std::byte, kMsg> payload{};
+  std::array<std::byte, kMsg> out{};
+  for (auto _ : st) {
+    ring::SlotClaim c;
+    if (w.claim(kMsg, c) != ring::ClaimStatus::Ok) {
+      st.SkipWithError("claim failed");
+      break;
+    }
+    std::memcpy(c.data, payload.data(), kMsg);
+    w.commit(c, kMsg, 0);
+    ring::ReadMeta meta;
+    std::uint64_t lost = 0;
+    if (rd.poll(out.data(), meta, lost) != ring::PollStatus::Message) {
+      st.SkipWithError("poll found no message");
+      break;
+    }
+    benchmark::DoNotOptimize(out);
+  }
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+}
+BENCHMARK(BM_RingClaimCommitPoll)->Arg(64)->Arg(4096);
+
+/// A poll that finds nothing: the cost of one spin iteration of a waiting consumer.
+void BM_RingPollEmpty(benchmark::State& st) {
+  RingMem r(4096, kMsg);
+  ring::TopicReader rd = r.subscribe();
+  std::array<std::byte, kMsg> out{};
+  for (auto _ : st) {
+    ring::ReadMeta meta;
+    std::uint64_t lost = 0;
+    benchmark::DoNotOptimize(rd.poll(out.data(), meta, lost));
+  }
+}
+BENCHMARK(BM_RingPollEmpty);
+
+void BM_OpenDestEncodeDecode(benchmark::State& st) {
+  control::OpenDest m;
+  m.kind = 1;
+  m.role = control::Role::Consumer;
+  m.name = "bench.12345.ping";
+  m.capacity = 4096;
+  m.max_message_size = 4096;
+  for (auto _ : st) {
+    const control::Writer w = control::encode(m);
+    control::Reader rd(w.body());
+    control::OpenDest o;
+    control::decode(rd, o);
+    benchmark::DoNotOptimize(o);
+  }
+}
+BENCHMARK(BM_OpenDestEncodeDecode);
+
+void BM_OpenDestFrameDecodeHeader(benchmark::State& st) {
+  control::OpenDest m;
+  m.name = "bench.12345.ping";
+  m.capacity = 4096;
+  m.max_message_size = 4096;
+  std::uint32_t id = 0;
+  for (auto _ : st) {
+    const auto frame = control::encode(m).frame(control::MsgType::OpenDest, ++id);
+    const auto h = control::decode_header(frame.data());
+    benchmark::DoNotOptimize(h);
+  }
+}
+BENCHMARK(BM_OpenDestFrameDecodeHeader);
+
+// ---- false sharing: two threads, each bumping its own counter ----
+
+struct SameLine {
+  alignas(128) std::atomic<std::uint64_t> c[2];
+};
+struct Padded {
+  struct alignas(128) Block {
+    std::atomic<std::uint64_t> v;
+  };
+  Block b[2];
+};
+SameLine g_same;
+Padded g_padded;
+
+/// Pins the calling thread to CPU `i` for the benchmark's lifetime (restores the mask after).
+class PinScope {
+ public:
+  explicit PinScope(int cpu) {
+    ok_ = sched_getaffinity(0, sizeof old_, &old_) == 0;
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    CPU_SET(cpu, &s);
+    if (ok_ && CPU_ISSET(cpu, &old_)) sched_setaffinity(0, sizeof s, &s);
+  }
+  ~PinScope() {
+    if (ok_) sched_setaffinity(0, sizeof old_, &old_);
+  }
+  PinScope(const PinScope&) = delete;
+  PinScope& operator=(const PinScope&) = delete;
+
+ private:
+  cpu_set_t old_{};
+  bool ok_ = false;
+};
+
+template <bool kPadded, bool kRmw>
+void BM_FalseSharing(benchmark::State& st) {
+  const int t = st.thread_index();
+  PinScope pin(t);
+  std::atomic<std::uint64_t>& c = kPadded ? g_padded.b[t].v : g_same.c[t];
+  for (auto _ : st) {
+    if constexpr (kRmw) {
+      c.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      // A single-writer counter (statistics): plain load + store, no locked instruction.
+      c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+  }
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+}
+BENCHMARK(BM_FalseSharing<false, false>)->Name("BM_FalseSharing/same_line/store")->Threads(2)->UseRealTime();
+BENCHMARK(BM_FalseSharing<true, false>)->Name("BM_FalseSharing/padded_128/store")->Threads(2)->UseRealTime();
+BENCHMARK(BM_FalseSharing<false, true>)->Name("BM_FalseSharing/same_line/fetch_add")->Threads(2)->UseRealTime();
+BENCHMARK(BM_FalseSharing<true, true>)->Name("BM_FalseSharing/padded_128/fetch_add")->Threads(2)->UseRealTime();
+
+// ---- single operations of the hot path ----
+
+void BM_ClockMonotonic(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(common::mono_ns());
+}
+BENCHMARK(BM_ClockMonotonic);
+
+void BM_ClockRealtime(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(common::real_ns());
+}
+BENCHMARK(BM_ClockRealtime);
+
+void BM_Rdtscp(benchmark::State& st) {
+  unsigned aux;
+  for (auto _ : st) benchmark::DoNotOptimize(__rdtscp(&aux));
+}
+BENCHMARK(BM_Rdtscp);
+
+void BM_Pause(benchmark::State& st) {
+  for (auto _ : st) _mm_pause();
+}
+BENCHMARK(BM_Pause);
+
+struct alignas(128) Word {
+  std::atomic<std::uint64_t> v{0};
+};
+
+void BM_LocalFetchAdd(benchmark::State& st) {
+  Word w;
+  for (auto _ : st) benchmark::DoNotOptimize(w.v.fetch_add(1, std::memory_order_relaxed));
+}
+BENCHMARK(BM_LocalFetchAdd);
+
+void BM_LocalCas(benchmark::State& st) {
+  Word w;
+  std::uint64_t x = 0;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(w.v.compare_exchange_strong(x, x + 1, std::memory_order_acq_rel, std::memory_order_acquire));
+    ++x;
+  }
+}
+BENCHMARK(BM_LocalCas);
+
+void BM_LocalXchg(benchmark::State& st) {
+  Word w;
+  std::uint64_t x = 0;
+  for (auto _ : st) benchmark::DoNotOptimize(w.v.exchange(++x, std::memory_order_seq_cst));
+}
+BENCHMARK(BM_LocalXchg);
+
+void BM_LocalReleaseStore(benchmark::State& st) {
+  Word w;
+  std::uint64_t x = 0;
+  for (auto _ : st) {
+    w.v.store(++x, std::memory_order_release);
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_LocalReleaseStore);
+
+}  // namespace
+
+BENCHMARK_MAIN();

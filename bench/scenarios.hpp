@@ -1,0 +1,34 @@
+// The ping-pong scenarios. Each returns RTT samples in ticks (see clock.hpp), unsorted.
+#pragma once
+#include "args.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shmbus::bench {
+
+/// The raw shared-memory floor and variants that add the shmbus ring's costs one at a time.
+enum class FloorKind {
+  Plain,    ///< the floor: release store / acquire-load spin with _mm_pause (as shmbus' spin loop)
+  NoPause,  ///< the same without _mm_pause (slower on this CPU: see the report)
+  Xchg,     ///< floor + publish with a seq_cst exchange (as TopicWriter::publish)
+  RingRmw,  ///< floor + private tail fetch_add + CAS of the shared line before writing (claim) + xchg publish
+};
+
+const char* floor_key(FloorKind k) noexcept;    ///< JSON key: floor, floor_pause, ...
+const char* floor_label(FloorKind k) noexcept;  ///< table label
+
+std::vector<std::uint64_t> run_floor(const Args& a, FloorKind kind, bool pin);
+/// `dir`: the directory of a running shmbusd.
+std::vector<std::uint64_t> run_shmbus_pingpong(const Args& a, const std::string& dir, bool pin);
+
+/// Writes `v` into the first 8 bytes of a message (messages are >= 8 bytes).
+inline void stamp_message(std::byte* p, std::uint64_t v) noexcept { __builtin_memcpy(p, &v, 8); }
+inline std::uint64_t message_stamp(const std::byte* p) noexcept {
+  std::uint64_t v;
+  __builtin_memcpy(&v, p, 8);
+  return v;
+}
+
+}  // namespace shmbus::bench
