@@ -138,12 +138,16 @@ void Conductor::read_client(Client& c) {
 void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
   for (auto& [uri, d] : dests_) {
     if (d.id != e.dest_id) continue;
+    // Release: pairs with the janitor's acquire load of the entry state; entries are handed out
+    // again only by this thread. A dead client's producer entry may be freed at once: the janitor
+    // treats claims that no live entry names as dead, and the client index is not reused before
+    // the janitor has swept the slots it was writing.
     if (e.role == control::Role::Producer) {
-      if (d.producers) --d.producers;
-    } else if (e.sub_index < d.subscriber_owner.size()) {
-      d.subscriber_owner[e.sub_index] = -1;
-      // Release: pairs with stat readers' acquire; the entry is reused only by this thread.
-      d.ring.subscriber(e.sub_index)->state.store(0, std::memory_order_release);
+      d.producer_owner[e.entry_index] = -1;
+      d.ring.producer(e.entry_index)->state.store(0, std::memory_order_release);
+    } else {
+      d.subscriber_owner[e.entry_index] = -1;
+      d.ring.subscriber(e.entry_index)->state.store(0, std::memory_order_release);
     }
     info(describe(c) + " closed " + (e.role == control::Role::Producer ? "producer " : "consumer ") +
          std::to_string(e.endpoint_id) + " on " + uri);

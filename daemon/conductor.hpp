@@ -39,7 +39,7 @@ class Conductor {
     std::uint32_t dest_id = 0;
     std::uint32_t endpoint_id = 0;
     control::Role role = control::Role::Producer;
-    std::uint32_t sub_index = 0;
+    std::uint32_t entry_index = 0;  // subscriber or producer entry in the topic
   };
   struct Client {
     control::Fd fd;
@@ -58,8 +58,8 @@ class Conductor {
     std::string uri;
     std::shared_ptr<OwnedShm> shm;
     ring::TopicRing ring;
-    std::uint32_t producers = 0;
-    std::vector<std::int64_t> subscriber_owner;  // per subscriber index: client index or -1
+    std::vector<std::int64_t> subscriber_owner;  // per subscriber entry: client index or -1
+    std::vector<std::int64_t> producer_owner;    // per producer entry: client index or -1
   };
 
   void accept_client();

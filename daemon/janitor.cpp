@@ -34,9 +34,12 @@ void Janitor::handle(JanitorCommand& c) {
     return;
   }
   const auto dead = std::get<ClientDied>(c).client_index;
+  const auto is_dead = [this](std::uint32_t o) { return owner_dead(o); };
   for (auto& t : topics_) {
-    if (const auto n = t.repairer.sweep_owner(dead))
-      info("repaired " + std::to_string(n) + " slot(s) of " + t.uri + " left mid-write by dead client " +
+    // Pads every slot the dead client was writing (its index is still marked dead, so the
+    // writing-owner test is exact) and every claim no live producer holds.
+    if (const auto r = t.repairer.sweep(is_dead); r.padded != 0)
+      info("repaired " + std::to_string(r.padded) + " slot(s) of " + t.uri + " left unpublished by dead client " +
            std::to_string(dead));
   }
   to_conductor_.enqueue(ClientReleased{dead});
@@ -44,11 +47,10 @@ void Janitor::handle(JanitorCommand& c) {
 }
 
 void Janitor::scan_all() {
-  const auto now = common::mono_ns();
-  const auto dead = [this](std::uint32_t o) { return owner_dead(o); };
+  const auto is_dead = [this](std::uint32_t o) { return owner_dead(o); };
   for (auto& t : topics_) {
-    if (const auto n = t.repairer.scan(now, cfg_.stale_claim_ns, dead))
-      info("repaired " + std::to_string(n) + " hole(s) in " + t.uri + " (producer died or stalled between claim and commit)");
+    if (const auto n = t.repairer.tick(is_dead))
+      info("repaired " + std::to_string(n) + " hole(s) in " + t.uri + " (a producer died between claim and commit)");
   }
 }
 

@@ -16,8 +16,7 @@
 namespace shmbus::daemon {
 
 struct JanitorConfig {
-  std::uint64_t tick_ns = 5'000'000;           // scan period
-  std::uint64_t stale_claim_ns = 20'000'000;   // a claimed, untouched slot is revoked after this
+  std::uint64_t tick_ns = 5'000'000;  // period of the repair scan
 };
 
 class Janitor {

@@ -4,6 +4,7 @@
 #include "log.hpp"
 #include "shmbus/shmbus.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <unistd.h>
 
@@ -91,7 +92,7 @@ Conductor::Dest& Conductor::find_or_create(const std::string& uri, const std::st
   if (m.max_message_size < 1 || m.max_message_size > layout::kMaxPayload)
     throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(m.max_message_size) +
                                                 " must be in [1, " + std::to_string(layout::kMaxPayload) + "]");
-  const auto size = layout::topic_size(m.capacity, m.max_message_size, layout::kMaxSubscribers);
+  const auto size = layout::topic_size(m.capacity, m.max_message_size, layout::kMaxSubscribers, layout::kMaxProducers);
   if (size > layout::kMaxTopicBytes)
     throw Error(ErrorCode::LimitExceeded, uri + " would need " + std::to_string(size) + " bytes of shared memory (" +
                                               std::to_string(m.capacity) + " slots x " +
@@ -110,11 +111,13 @@ Conductor::Dest& Conductor::find_or_create(const std::string& uri, const std::st
   h->max_payload = m.max_message_size;
   h->dest_id = d.id;
   h->max_subscribers = layout::kMaxSubscribers;
+  h->max_producers = layout::kMaxProducers;
   std::memcpy(h->name, name.data(), std::min(name.size(), sizeof h->name - 1));
   // SYNC: release pairs with check_topic()'s acquire; the config block above is complete first.
   h->layout_version.store(layout::kLayoutVersion, std::memory_order_release);
   d.ring = ring::TopicRing(h);
   d.subscriber_owner.assign(layout::kMaxSubscribers, -1);
+  d.producer_owner.assign(layout::kMaxProducers, -1);
   janitor_.inbox().enqueue(TopicCreated{d.id, uri, d.shm});
   info("created " + uri + ": " + std::to_string(m.capacity) + " slots x " + std::to_string(m.max_message_size) +
        " bytes max message (" + std::to_string(size >> 10) + " KiB shared memory)");
@@ -140,30 +143,36 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   ok.dest_id = d.id;
   ok.shm_name = d.shm->name();
   ok.shm_size = d.shm->size();
-  if (m.role == control::Role::Consumer) {
-    std::uint32_t s = 0;
-    while (s < d.subscriber_owner.size() && d.subscriber_owner[s] >= 0) ++s;
-    if (s == d.subscriber_owner.size())
-      throw Error(ErrorCode::LimitExceeded, d.uri + " already has " + std::to_string(layout::kMaxSubscribers) +
-                                                " subscribers (the per-topic limit)");
-    d.subscriber_owner[s] = *c.index;
-    e.sub_index = s;
-    auto* se = d.ring.subscriber(s);
+  const bool consumer = m.role == control::Role::Consumer;
+  auto& owners = consumer ? d.subscriber_owner : d.producer_owner;
+  std::uint32_t idx = 0;
+  while (idx < owners.size() && owners[idx] >= 0) ++idx;
+  if (idx == owners.size())
+    throw Error(ErrorCode::LimitExceeded, d.uri + " already has " + std::to_string(owners.size()) +
+                                              (consumer ? " subscribers" : " producers") + " (the per-topic limit)");
+  owners[idx] = *c.index;
+  e.entry_index = idx;
+  e.endpoint_id = next_endpoint_id_++;
+  ok.entry_index = idx;
+  if (consumer) {
+    auto* se = d.ring.subscriber(idx);
     // Acquire: the subscriber starts at a tail at least as new as any claim made before now.
     const auto start = d.ring.header().tail.load(std::memory_order_acquire);
     se->client_index = *c.index;
+    se->consumer_id = e.endpoint_id;
     se->position.store(start, std::memory_order_relaxed);
     se->lost.store(0, std::memory_order_relaxed);
     se->received.store(0, std::memory_order_relaxed);
-    e.endpoint_id = next_endpoint_id_++;
-    se->consumer_id = e.endpoint_id;
-    // Release: the fields above are visible to stat readers that see state 1.
+    // Release: the fields above are visible to whoever sees state 1 (janitor, stat).
     se->state.store(1, std::memory_order_release);
-    ok.subscriber_index = s;
     ok.start_position = start;
   } else {
-    e.endpoint_id = next_endpoint_id_++;
-    ++d.producers;
+    auto* pe = d.ring.producer(idx);
+    pe->client_index = *c.index;
+    pe->producer_id = e.endpoint_id;
+    pe->claim_seq.store(layout::kClaimIdle, std::memory_order_relaxed);
+    // Release: as above, for the janitor's live-claimer check.
+    pe->state.store(1, std::memory_order_release);
   }
   ok.endpoint_id = e.endpoint_id;
   c.endpoints.push_back(e);
@@ -206,11 +215,11 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
     ds.dest_id = d.id;
     ds.capacity = h.slot_count;
     ds.max_message_size = h.max_payload;
-    ds.producers = d.producers;
+    ds.producers = static_cast<std::uint32_t>(
+        std::count_if(d.producer_owner.begin(), d.producer_owner.end(), [](std::int64_t o) { return o >= 0; }));
     // Relaxed: statistics.
     ds.tail = h.tail.load(std::memory_order_relaxed);
     ds.holes_repaired = h.holes_repaired.load(std::memory_order_relaxed);
-    ds.claims_revoked = h.claims_revoked.load(std::memory_order_relaxed);
     ds.shm_bytes = d.shm->size();
     for (std::uint32_t i = 0; i < d.subscriber_owner.size(); ++i) {
       if (d.subscriber_owner[i] < 0) continue;

@@ -160,7 +160,7 @@ int cmd_stat(const Common& c, const std::vector<std::string>& args) {
                 << d.capacity << ",\"max_message_size\":" << d.max_message_size << ",\"shm_bytes\":" << d.shm_bytes
                 << ",\"published\":" << d.tail << ",\"producers\":" << d.producers
                 << ",\"consumers\":" << d.subscribers.size() << ",\"holes_repaired\":" << d.holes_repaired
-                << ",\"claims_revoked\":" << d.claims_revoked << ",\"subscribers\":[";
+                << ",\"subscribers\":[";
       for (std::size_t j = 0; j < d.subscribers.size(); ++j) {
         const auto& ss = d.subscribers[j];
         std::cout << (j ? "," : "") << "{\"consumer_id\":" << ss.consumer_id << ",\"client\":" << ss.client_index

@@ -44,7 +44,10 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
   p->map = o.map;
   p->dest_id = o.ok.dest_id;
   p->id = o.ok.endpoint_id;
-  p->writer = ring::TopicWriter(ring::TopicRing(o.map->base()), conn_->client_index, o.ok.endpoint_id);
+  const ring::TopicRing ring(o.map->base());
+  if (o.ok.entry_index >= ring.header().max_producers)
+    throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range producer index");
+  p->writer = ring::TopicWriter(ring, ring.producer(o.ok.entry_index), conn_->client_index, o.ok.endpoint_id);
   p->timestamps = !popts.disable_timestamp;
   return MessageProducer(std::move(p));
 }
@@ -58,9 +61,9 @@ MessageConsumer Session::create_consumer(const Destination& dest, const Consumer
   c->dest_id = o.ok.dest_id;
   c->id = o.ok.endpoint_id;
   const ring::TopicRing ring(o.map->base());
-  if (o.ok.subscriber_index >= ring.header().max_subscribers)
+  if (o.ok.entry_index >= ring.header().max_subscribers)
     throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range subscriber index");
-  c->reader = ring::TopicReader(ring, ring.subscriber(o.ok.subscriber_index), o.ok.start_position);
+  c->reader = ring::TopicReader(ring, ring.subscriber(o.ok.entry_index), o.ok.start_position);
   c->opts = copts;
   c->buf.resize(ring.max_payload() == 0 ? 1 : ring.max_payload());
   return MessageConsumer(std::move(c));

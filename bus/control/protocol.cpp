@@ -124,13 +124,13 @@ void decode(Reader& r, OpenDest& m) {
 }
 Writer encode(const OpenOk& m) {
   Writer w;
-  w.u32(m.dest_id).u32(m.endpoint_id).u32(m.subscriber_index).u64(m.start_position).str(m.shm_name).u64(m.shm_size);
+  w.u32(m.dest_id).u32(m.endpoint_id).u32(m.entry_index).u64(m.start_position).str(m.shm_name).u64(m.shm_size);
   return w;
 }
 void decode(Reader& r, OpenOk& m) {
   m.dest_id = r.u32();
   m.endpoint_id = r.u32();
-  m.subscriber_index = r.u32();
+  m.entry_index = r.u32();
   m.start_position = r.u64();
   m.shm_name = r.str();
   m.shm_size = r.u64();
@@ -152,7 +152,7 @@ Writer encode(const StatReply& m) {
   w.u32(static_cast<std::uint32_t>(m.destinations.size()));
   for (const auto& d : m.destinations) {
     w.str(d.uri).u32(d.dest_id).u32(d.capacity).u32(d.max_message_size).u32(d.producers);
-    w.u64(d.tail).u64(d.holes_repaired).u64(d.claims_revoked).u64(d.shm_bytes);
+    w.u64(d.tail).u64(d.holes_repaired).u64(d.shm_bytes);
     w.u32(static_cast<std::uint32_t>(d.subscribers.size()));
     for (const auto& s : d.subscribers)
       w.u32(s.consumer_id).u32(s.client_index).u32(static_cast<std::uint32_t>(s.pid)).u64(s.position).u64(s.received).u64(s.lost);
@@ -183,7 +183,6 @@ void decode(Reader& r, StatReply& m) {
     d.producers = r.u32();
     d.tail = r.u64();
     d.holes_repaired = r.u64();
-    d.claims_revoked = r.u64();
     d.shm_bytes = r.u64();
     const auto ns = r.u32();
     if (ns > 65536) bad("stat reply lists too many subscribers");

@@ -104,7 +104,7 @@ struct OpenDest {
 struct OpenOk {
   std::uint32_t dest_id = 0;
   std::uint32_t endpoint_id = 0;
-  std::uint32_t subscriber_index = 0;
+  std::uint32_t entry_index = 0;  // subscriber entry (consumer) or producer entry (producer)
   std::uint64_t start_position = 0;
   std::string shm_name;
   std::uint64_t shm_size = 0;

@@ -6,8 +6,10 @@
 //     128   128  TopicHeader.tail      producers (fetch_add) producers, daemon, lapped readers
 //     256   128  TopicHeader.notify    producers, parkers    parkers (futex word)
 //     384   128  TopicHeader.counters  daemon                stat
-//     512        SubscriberEntry[max_subscribers], 128 bytes each
-//       S        slots: slot_count x slot_size bytes, S = 512 + 128 * max_subscribers
+//     512        SubscriberEntry[max_subscribers], 128 bytes each (written by its consumer)
+//       P        ProducerEntry[max_producers], 128 bytes each (written by its producer),
+//                P = 512 + 128 * max_subscribers
+//       S        slots: slot_count x slot_size bytes, S = P + 128 * max_producers
 //
 // Slot (slot_size bytes, a multiple of 64):
 //  offset  size  field
@@ -23,6 +25,8 @@
 //
 // A slot for ring sequence `seq` is `seq & (slot_count - 1)`. The stamp carries the lap, so a
 // reader can tell "not yet written" (older seq) from "overwritten by a newer lap" (newer seq).
+// A producer may start writing sequence `seq` only once the slot holds data/pad(seq - slot_count)
+// (the previous lap is published), so two producers are never in one slot: no CAS is needed.
 #pragma once
 #include "layout/common.hpp"
 
@@ -39,6 +43,10 @@ constexpr std::uint64_t stamp_seq(std::uint64_t stamp) noexcept { return stamp >
 constexpr SlotState stamp_state(std::uint64_t stamp) noexcept { return static_cast<SlotState>(stamp & 3U); }
 
 inline constexpr std::uint32_t kMaxSubscribers = 64;
+inline constexpr std::uint32_t kMaxProducers = 64;
+/// ProducerEntry::claim_seq values besides a sequence.
+inline constexpr std::uint64_t kClaimIdle = ~0ULL;         // not claiming
+inline constexpr std::uint64_t kClaimPending = ~0ULL - 1;  // between announcing and learning its sequence
 inline constexpr std::uint32_t kMinSlots = 2;
 inline constexpr std::uint32_t kMaxSlots = 1U << 24;
 inline constexpr std::uint32_t kMaxPayload = 16U << 20;  // 16 MiB per message, hard ceiling
@@ -55,7 +63,7 @@ struct alignas(kHotBlock) TopicHeader {
   std::uint32_t max_payload;   // bytes
   std::uint32_t dest_id;
   std::uint32_t max_subscribers;
-  std::uint32_t reserved0;
+  std::uint32_t max_producers;
   char name[72];
   // --- tail block: the claim counter, the only word producers contend on.
   alignas(kHotBlock) std::atomic<std::uint64_t> tail;
@@ -64,7 +72,6 @@ struct alignas(kHotBlock) TopicHeader {
   std::atomic<std::uint32_t> waiters;
   // --- counters block: maintained by the daemon's janitor.
   alignas(kHotBlock) std::atomic<std::uint64_t> holes_repaired;
-  std::atomic<std::uint64_t> claims_revoked;
 };
 
 struct alignas(kHotBlock) SubscriberEntry {
@@ -75,6 +82,17 @@ struct alignas(kHotBlock) SubscriberEntry {
   std::atomic<std::uint64_t> position;  // next ring sequence this subscriber reads
   std::atomic<std::uint64_t> lost;      // messages lost to lapping, cumulative
   std::atomic<std::uint64_t> received;  // messages delivered, cumulative
+};
+
+/// One per open MessageProducer. claim_seq is how the daemon tells a live producer's claim (never
+/// touched) from a dead one's (padded): kClaimPending is stored before the tail fetch_add, the
+/// claimed sequence right after it.
+struct alignas(kHotBlock) ProducerEntry {
+  std::atomic<std::uint32_t> state;  // 0 free, 1 active
+  std::uint32_t client_index;
+  std::uint32_t producer_id;
+  std::uint32_t reserved0;
+  std::atomic<std::uint64_t> claim_seq;
 };
 
 struct alignas(kCacheLine) SlotHeader {
@@ -100,6 +118,9 @@ static_assert(offsetof(TopicHeader, holes_repaired) == 384);
 static_assert(std::is_standard_layout_v<SubscriberEntry>);
 static_assert(sizeof(SubscriberEntry) == 128);
 static_assert(offsetof(SubscriberEntry, position) == 16);
+static_assert(std::is_standard_layout_v<ProducerEntry>);
+static_assert(sizeof(ProducerEntry) == 128);
+static_assert(offsetof(ProducerEntry, claim_seq) == 16);
 static_assert(std::is_standard_layout_v<SlotHeader>);
 static_assert(sizeof(SlotHeader) == 64);
 static_assert(offsetof(SlotHeader, owner) == 8);
@@ -110,12 +131,15 @@ static_assert(offsetof(SlotHeader, timestamp_ns) == 32);
 constexpr std::uint32_t slot_size_for(std::uint32_t max_payload) noexcept {
   return static_cast<std::uint32_t>(align_up(sizeof(SlotHeader) + max_payload, kCacheLine));
 }
-constexpr std::uint64_t slots_offset(std::uint32_t max_subscribers) noexcept {
+constexpr std::uint64_t producers_offset(std::uint32_t max_subscribers) noexcept {
   return sizeof(TopicHeader) + std::uint64_t{max_subscribers} * sizeof(SubscriberEntry);
 }
+constexpr std::uint64_t slots_offset(std::uint32_t max_subscribers, std::uint32_t max_producers) noexcept {
+  return producers_offset(max_subscribers) + std::uint64_t{max_producers} * sizeof(ProducerEntry);
+}
 constexpr std::uint64_t topic_size(std::uint32_t slot_count, std::uint32_t max_payload,
-                                   std::uint32_t max_subscribers) noexcept {
-  return slots_offset(max_subscribers) + std::uint64_t{slot_count} * slot_size_for(max_payload);
+                                   std::uint32_t max_subscribers, std::uint32_t max_producers) noexcept {
+  return slots_offset(max_subscribers, max_producers) + std::uint64_t{slot_count} * slot_size_for(max_payload);
 }
 
 }  // namespace shmbus::layout

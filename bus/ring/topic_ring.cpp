@@ -18,10 +18,11 @@ std::string_view check_topic(const void* base, std::size_t mapped_length) noexce
   const auto v = h->layout_version.load(std::memory_order_acquire);
   if (v == 0) return "topic mapping is not initialised yet";
   if (v != layout::kLayoutVersion) return "topic layout version differs from this client's (upgrade client or daemon)";
-  if (!std::has_single_bit(h->slot_count) || h->slot_size != layout::slot_size_for(h->max_payload) ||
-      h->max_subscribers > layout::kMaxSubscribers)
+  if (!std::has_single_bit(h->slot_count) || h->slot_count > layout::kMaxSlots || h->max_payload == 0 ||
+      h->max_payload > layout::kMaxPayload || h->slot_size != layout::slot_size_for(h->max_payload) ||
+      h->max_subscribers > layout::kMaxSubscribers || h->max_producers > layout::kMaxProducers)
     return "topic header geometry is inconsistent";
-  if (h->total_length != layout::topic_size(h->slot_count, h->max_payload, h->max_subscribers) ||
+  if (h->total_length != layout::topic_size(h->slot_count, h->max_payload, h->max_subscribers, h->max_producers) ||
       h->total_length > mapped_length)
     return "topic mapping is shorter than its header says";
   return {};
@@ -30,57 +31,63 @@ std::string_view check_topic(const void* base, std::size_t mapped_length) noexce
 TopicRing::TopicRing(void* base) noexcept
     : hdr_(static_cast<TopicHeader*>(base)),
       subs_(reinterpret_cast<SubscriberEntry*>(static_cast<std::byte*>(base) + sizeof(TopicHeader))),
-      slots_(static_cast<std::byte*>(base) + layout::slots_offset(hdr_->max_subscribers)),
+      prods_(reinterpret_cast<layout::ProducerEntry*>(static_cast<std::byte*>(base) +
+                                                    layout::producers_offset(hdr_->max_subscribers))),
+      slots_(static_cast<std::byte*>(base) + layout::slots_offset(hdr_->max_subscribers, hdr_->max_producers)),
       mask_(hdr_->slot_count - 1ULL),
       slot_size_(hdr_->slot_size),
       max_payload_(hdr_->max_payload) {}
 
+/// True when `stamp` says the slot is free for sequence `seq`: the previous lap is published.
+static bool previous_lap_done(std::uint64_t stamp, std::uint64_t seq, std::uint64_t n) noexcept {
+  if (seq < n) return stamp == 0;  // first lap: the daemon zero-filled the ring
+  return stamp == make_stamp(seq - n, SlotState::Data) || stamp == make_stamp(seq - n, SlotState::Pad);
+}
+
 ClaimStatus TopicWriter::claim(std::uint32_t length, SlotClaim& out, std::uint32_t spin_limit) noexcept {
   if (length > ring_.max_payload()) return ClaimStatus::TooLarge;
-  auto& h = ring_.header();
-  for (;;) {
-    std::uint64_t seq = stalled_seq_;
-    if (seq == ~0ULL) {
-      // Relaxed: the fetch_add only hands out unique sequences; the slot's stamp CAS below is
-      // what orders our writes against readers and the daemon.
-      seq = h.tail.fetch_add(1, std::memory_order_relaxed);
-    }
-    SlotHeader* s = ring_.slot(seq);
-    for (std::uint32_t spins = 0;; ++spins) {
-      // SYNC: acquire pairs with the previous lap writer's release (exchange) of data/pad, so its
-      // writes to this slot are finished before we overwrite them.
-      std::uint64_t cur = s->stamp.load(std::memory_order_acquire);
-      const std::uint64_t cur_seq = stamp_seq(cur);
-      // The daemon revoked our claim (pad) or a later lap took the slot: claim again. (A fresh
-      // ring holds empty(0) in every slot, which is "not yet written" for sequence 0.)
-      if (cur_seq > seq || (cur_seq == seq && stamp_state(cur) != SlotState::Empty)) break;
-      if (stamp_state(cur) == SlotState::Writing) {
-        // The previous lap's producer is still writing this slot: wait for it (bounded).
-        if (spins >= spin_limit) {
-          stalled_seq_ = seq;
-          return ClaimStatus::Stalled;
-        }
-        _mm_pause();
-        continue;
-      }
-      // Relaxed: published by the release half of the CAS below; the daemon reads owner after an
-      // acquire load of stamp == writing(seq).
-      s->owner.store(owner_, std::memory_order_relaxed);
-      // SYNC: acq_rel — release publishes `owner` to the daemon's acquire load; acquire (plus the
-      // locked instruction on x86) keeps our payload writes after the stamp change, which a lapped
-      // reader's seqlock re-check relies on.
-      if (s->stamp.compare_exchange_strong(cur, make_stamp(seq, SlotState::Writing), std::memory_order_acq_rel,
-                                           std::memory_order_acquire)) {
-        stalled_seq_ = ~0ULL;
-        out.slot = s;
-        out.data = TopicRing::payload(s);
-        out.seq = seq;
-        return ClaimStatus::Ok;
-      }
-      // CAS failed: the daemon padded a claim it thought abandoned, or the stamp moved; retry.
-    }
-    stalled_seq_ = ~0ULL;
+  std::uint64_t seq = stalled_seq_;
+  if (seq == ~0ULL) {
+    // Relaxed: ordered before the claim by the release half of the fetch_add below.
+    entry_->claim_seq.store(layout::kClaimPending, std::memory_order_relaxed);
+    // SYNC: acq_rel. Release: the janitor, whose acquire load of the tail sees this claim (or a
+    // later one in the tail's release sequence), also sees "pending" (or newer) in our entry and so
+    // never pads a sequence a live producer may hold.
+    seq = ring_.header().tail.fetch_add(1, std::memory_order_acq_rel);
+    // SYNC: release pairs with the janitor's acquire load of claim_seq: when it reads a newer
+    // value than `seq`, our publication of `seq` is visible to its CAS.
+    entry_->claim_seq.store(seq, std::memory_order_release);
   }
+  SlotHeader* s = ring_.slot(seq);
+  std::byte* data = TopicRing::payload(s);
+  // Ask for the payload line with write intent now, in parallel with the wait below and the
+  // header line's ownership transfer (PREFETCHW).
+  __builtin_prefetch(data, 1, 3);
+  const std::uint64_t n = ring_.slot_count();
+  for (std::uint32_t spins = 0;; ++spins) {
+    // SYNC: acquire pairs with the previous lap's publish (exchange), so its writes to this slot
+    // are finished before we overwrite them.
+    const std::uint64_t cur = s->stamp.load(std::memory_order_acquire);
+    if (previous_lap_done(cur, seq, n)) break;
+    if (spins >= spin_limit) {
+      stalled_seq_ = seq;
+      return ClaimStatus::Stalled;
+    }
+    _mm_pause();
+  }
+  stalled_seq_ = ~0ULL;
+  // Relaxed: published by the release fence below together with the writing mark.
+  s->owner.store(owner_, std::memory_order_relaxed);
+  // Relaxed + release fence (seqlock writer): a lapped reader that sees any of our payload
+  // writes sees writing(seq) when it re-checks the stamp after its acquire fence. A plain store,
+  // not an RMW: the slot is ours (see previous_lap_done), and the store buffer lets the header
+  // line's transfer overlap the payload writes.
+  s->stamp.store(make_stamp(seq, SlotState::Writing), std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  out.slot = s;
+  out.data = data;
+  out.seq = seq;
+  return ClaimStatus::Ok;
 }
 
 void TopicWriter::publish(SlotHeader* s, std::uint64_t stamp) noexcept {
@@ -134,7 +141,7 @@ PollStatus TopicReader::poll(std::byte* buf, ReadMeta& meta, std::uint64_t& lost
         std::memcpy(buf, TopicRing::payload(s), len);
       }
       // SYNC: seqlock re-check. The fence keeps the copies above before the stamp re-load; a
-      // lapping producer changes the stamp (acq_rel CAS) before it writes the payload.
+      // lapping producer stores writing(seq + n) and a release fence before it writes the payload.
       std::atomic_thread_fence(std::memory_order_acquire);
       if (s->stamp.load(std::memory_order_relaxed) == want && len <= ring_.max_payload()) {
         ++pos_;
@@ -147,6 +154,8 @@ PollStatus TopicReader::poll(std::byte* buf, ReadMeta& meta, std::uint64_t& lost
       // Overwritten while we copied: fall through to the lap handling below.
     } else if (st == make_stamp(pos_, SlotState::Pad)) {
       ++pos_;  // a hole left by a dead producer (or an aborted claim): not a message
+      // Relaxed: a hint for the daemon's repairer, which judges the slot at this position.
+      entry_->position.store(pos_, std::memory_order_relaxed);
       continue;
     } else if (stamp_seq(st) <= pos_) {
       return PollStatus::Empty;

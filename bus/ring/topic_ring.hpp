@@ -1,10 +1,12 @@
 // Non-owning views over a topic ring in shared memory (layout: layout/topic_layout.hpp).
 //
-// Producers: seq = tail.fetch_add(1); CAS the slot stamp from the previous lap to writing(seq);
-// write in place; publish with stamp = data(seq). Readers: each keeps its own sequence and reads
-// a slot only when its stamp says data(seq); a stamp from a newer lap means the reader was lapped.
-// A reader copies the payload out and re-checks the stamp (seqlock) because a lapping producer may
-// overwrite the slot while it is being read.
+// Producers: announce a claim in their ProducerEntry, seq = tail.fetch_add(1), record seq; wait
+// until the slot holds the previous lap's publication (data/pad(seq - n)); mark writing(seq) with a
+// plain store; write in place; publish with stamp = data(seq). fetch_add makes the sequence unique
+// and "previous lap published" makes the slot free, so no CAS is needed on the slot.
+// Readers: each keeps its own sequence and reads a slot only when its stamp says data(seq); a
+// stamp from a newer lap means the reader was lapped. A reader copies the payload out and
+// re-checks the stamp (seqlock) because a lapping producer may overwrite the slot while it is read.
 #pragma once
 #include "layout/topic_layout.hpp"
 #include "ring/futex.hpp"
@@ -34,6 +36,7 @@ class TopicRing {
   }
   static std::byte* payload(SlotHeader* s) noexcept { return reinterpret_cast<std::byte*>(s + 1); }
   SubscriberEntry* subscriber(std::uint32_t i) const noexcept { return subs_ + i; }
+  layout::ProducerEntry* producer(std::uint32_t i) const noexcept { return prods_ + i; }
   std::uint32_t slot_count() const noexcept { return static_cast<std::uint32_t>(mask_ + 1); }
   std::uint32_t max_payload() const noexcept { return max_payload_; }
   bool valid() const noexcept { return hdr_ != nullptr; }
@@ -41,6 +44,7 @@ class TopicRing {
  private:
   TopicHeader* hdr_ = nullptr;
   SubscriberEntry* subs_ = nullptr;
+  layout::ProducerEntry* prods_ = nullptr;
   std::byte* slots_ = nullptr;
   std::uint64_t mask_ = 0;
   std::uint32_t slot_size_ = 0;
@@ -59,11 +63,12 @@ struct SlotClaim {
 class TopicWriter {
  public:
   TopicWriter() = default;
-  TopicWriter(TopicRing ring, std::uint32_t owner, std::uint32_t producer_id) noexcept
-      : ring_(ring), owner_(owner), producer_id_(producer_id) {}
+  TopicWriter(TopicRing ring, layout::ProducerEntry* entry, std::uint32_t owner, std::uint32_t producer_id) noexcept
+      : ring_(ring), entry_(entry), owner_(owner), producer_id_(producer_id) {}
 
-  /// Claims the next slot. Stalled: the previous lap of that slot is still being written after
-  /// `spin_limit` tries (its producer is slow or dead; the daemon repairs dead ones) — call again.
+  /// Claims the next slot. Stalled: the previous lap of that slot is still unpublished after
+  /// `spin_limit` tries (its producer is slow, or dead and not yet repaired) — call again; the
+  /// claim is kept.
   ClaimStatus claim(std::uint32_t length, SlotClaim& out, std::uint32_t spin_limit = 1U << 20) noexcept;
   /// Publishes a claimed slot with `length` payload bytes; wakes parked readers if any.
   void commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns) noexcept;
@@ -76,6 +81,7 @@ class TopicWriter {
  private:
   void publish(SlotHeader* s, std::uint64_t stamp) noexcept;
   TopicRing ring_;
+  layout::ProducerEntry* entry_ = nullptr;
   std::uint32_t owner_ = 0;
   std::uint32_t producer_id_ = 0;
   std::uint64_t producer_seq_ = 0;

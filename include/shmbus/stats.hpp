@@ -26,7 +26,6 @@ struct DestinationStats {
   std::uint32_t producers = 0;            ///< open producers
   std::uint64_t tail = 0;                 ///< ring sequences claimed so far (= messages published, plus holes)
   std::uint64_t holes_repaired = 0;       ///< slots padded after a producer died mid-write
-  std::uint64_t claims_revoked = 0;       ///< stale claims the daemon took back
   std::uint64_t shm_bytes = 0;            ///< shared memory used
   std::vector<SubscriberStats> subscribers;  ///< attached subscribers
 };
