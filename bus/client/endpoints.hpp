@@ -23,6 +23,7 @@ struct EndpointBase {
 struct ProducerImpl : EndpointBase {
   ring::TopicWriter writer;
   bool timestamps = true;
+  std::uint64_t stall_timeout_ns = 0;
   Status claim_slot(std::uint32_t length, ring::SlotClaim& c) noexcept;
 };
 

@@ -20,15 +20,21 @@ void EndpointBase::close_endpoint() noexcept {
 }
 
 Status ProducerImpl::claim_slot(std::uint32_t length, ring::SlotClaim& c) noexcept {
+  std::uint64_t deadline = 0;  // the clock is read only once the claim has stalled
   for (;;) {
     switch (writer.claim(length, c)) {
       case ring::ClaimStatus::Ok: return Status::Ok;
       case ring::ClaimStatus::TooLarge: return Status::MessageTooLarge;
-      case ring::ClaimStatus::Stalled:
-        // A previous-lap producer still holds the slot; the daemon repairs it if that producer
-        // died. Keep trying while the daemon lives.
+      case ring::ClaimStatus::Stalled: {
+        // Another producer has not yet published this slot's previous lap. If it died, the
+        // daemon pads it within milliseconds; if it lives (descheduled, stopped, or holding a
+        // zero-copy claim) we give up after stall_timeout and keep the claim for the next call.
         if (!conn->alive()) return Status::DaemonGone;
+        const std::uint64_t now = common::mono_ns();
+        if (deadline == 0) deadline = now + stall_timeout_ns;
+        else if (now >= deadline) return Status::Stalled;
         break;
+      }
     }
   }
 }

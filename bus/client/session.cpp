@@ -1,5 +1,6 @@
 #include "client/endpoints.hpp"
 
+#include <algorithm>
 #include <bit>
 
 namespace shmbus {
@@ -49,6 +50,8 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
     throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range producer index");
   p->writer = ring::TopicWriter(ring, ring.producer(o.ok.entry_index), conn_->client_index, o.ok.endpoint_id);
   p->timestamps = !popts.disable_timestamp;
+  p->stall_timeout_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(popts.stall_timeout, std::chrono::milliseconds(0))).count());
   return MessageProducer(std::move(p));
 }
 

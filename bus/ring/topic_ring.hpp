@@ -69,7 +69,7 @@ class TopicWriter {
   /// Claims the next slot. Stalled: the previous lap of that slot is still unpublished after
   /// `spin_limit` tries (its producer is slow, or dead and not yet repaired) — call again; the
   /// claim is kept.
-  ClaimStatus claim(std::uint32_t length, SlotClaim& out, std::uint32_t spin_limit = 1U << 20) noexcept;
+  ClaimStatus claim(std::uint32_t length, SlotClaim& out, std::uint32_t spin_limit = 1U << 16) noexcept;
   /// Publishes a claimed slot with `length` payload bytes; wakes parked readers if any.
   void commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns) noexcept;
   /// Gives a claimed slot back as padding: readers skip it.

@@ -45,7 +45,7 @@ enum class Status : unsigned {
   MessageTooLarge,  ///< payload larger than the destination allows; nothing was sent
   DaemonGone,       ///< shmbusd died or shut down; re-create the connection
   Closed,           ///< the producer/consumer was closed
-  Stalled,          ///< a slot stayed busy; retry (the daemon repairs dead producers)
+  Stalled,          ///< another live producer held the slot a ring ago for longer than stall_timeout; retry
 };
 
 /// Human name of a status ("ok", "timeout", ...).

@@ -81,6 +81,11 @@ struct ConsumerOptions {
 /// Per-producer options.
 struct ProducerOptions {
   bool disable_timestamp = false;  ///< skip the CLOCK_REALTIME read per send (JMS setDisableMessageTimestamp)
+  /// How long send()/claim() wait for the slot's previous lap — a full ring ago — to be published
+  /// by another producer before returning Status::Stalled. That producer is descheduled, stopped,
+  /// or holding a zero-copy claim; a dead one is repaired by the daemon within milliseconds. The
+  /// claimed sequence is kept and reused by the next send()/claim().
+  std::chrono::milliseconds stall_timeout{1000};
 };
 
 /// A received message. A view into the consumer's buffer: valid until the next receive.

@@ -1,0 +1,250 @@
+// bus_agent: the client process the system tests start. One subcommand per role; every line it
+// prints on stdout is "key=value ..." so the test can parse it; errors go to stderr, exit code 1.
+//
+//   produce       --dir D --topic T --id K --count N [--start S]       send N payloads, seq S.. (default 1)
+//   subscribe     --dir D --topic T --count N[,N2...] [--hold] [--wait park|spin|yield]
+//                 prints "ready", [waits for a line on stdin], then receives until received+lost
+//                 reaches each cumulative target, printing one summary line per target
+//   claim-and-hang --dir D --topic T                                    claim a slot, print it, block
+//   reserve-and-hang --dir D --topic T                                  take a ring sequence (tail
+//                 fetch_add, as a producer that dies right after it would), print it, block
+//   block-receive --dir D --topic T [--wait park|spin]                  print "ready", block in receive()
+//                 once, print the Status it got and CLOCK_MONOTONIC when it returned
+// Common: --capacity C --max-size M (geometry if the agent creates the topic), --timeout-ms T
+// (longest wait for one message, default 20000).
+#include "common/paths.hpp"
+#include "layout/topic_layout.hpp"
+#include "payload.hpp"
+#include "shmbus/shmbus.hpp"
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using namespace shmbus;
+using namespace shmbus::systest;
+
+struct Args {
+  std::string cmd, dir, topic, wait = "park";
+  std::uint32_t id = 0, capacity = 4096, max_size = 64;
+  std::uint64_t start = 1, timeout_ms = 20000;
+  std::vector<std::uint64_t> counts;
+  bool hold = false;
+};
+
+std::uint64_t number(const std::string& k, const std::string& v) {
+  std::size_t used = 0;
+  const auto n = std::stoull(v, &used);
+  if (used != v.size()) throw std::invalid_argument(k + " needs a number, not '" + v + "'");
+  return n;
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  if (argc < 2) throw std::invalid_argument("usage: bus_agent COMMAND [options]");
+  a.cmd = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--hold") {
+      a.hold = true;
+      continue;
+    }
+    if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
+    const std::string v = argv[++i];
+    if (k == "--dir") a.dir = v;
+    else if (k == "--topic") a.topic = v;
+    else if (k == "--wait") a.wait = v;
+    else if (k == "--id") a.id = static_cast<std::uint32_t>(number(k, v));
+    else if (k == "--capacity") a.capacity = static_cast<std::uint32_t>(number(k, v));
+    else if (k == "--max-size") a.max_size = static_cast<std::uint32_t>(number(k, v));
+    else if (k == "--start") a.start = number(k, v);
+    else if (k == "--timeout-ms") a.timeout_ms = number(k, v);
+    else if (k == "--count") {
+      std::stringstream ss(v);
+      for (std::string part; std::getline(ss, part, ',');) a.counts.push_back(number(k, part));
+    } else throw std::invalid_argument("unknown option " + k);
+  }
+  if (a.dir.empty() || a.topic.empty()) throw std::invalid_argument("--dir and --topic are required");
+  return a;
+}
+
+void say(const std::string& line) {
+  std::fputs((line + "\n").c_str(), stdout);
+  std::fflush(stdout);
+}
+
+WaitStrategy strategy(const std::string& w) {
+  if (w == "spin") return WaitStrategy::Spin;
+  if (w == "yield") return WaitStrategy::SpinYield;
+  if (w == "park") return WaitStrategy::Park;
+  throw std::invalid_argument("--wait must be park, spin or yield, not '" + w + "'");
+}
+
+struct Session_ {
+  Connection conn;
+  Session session;
+  explicit Session_(const Args& a)
+      : conn(ConnectionFactory(a.dir, "agent-" + a.cmd).create_connection()), session(conn.create_session()) {}
+};
+
+int produce(const Args& a) {
+  Session_ s(a);
+  auto p = s.session.create_producer(Topic(a.topic), {}, {a.capacity, a.max_size});
+  const std::uint64_t n = a.counts.empty() ? 0 : a.counts.front();
+  unsigned char buf[kPayloadSize];
+  for (std::uint64_t seq = a.start; seq < a.start + n; ++seq) {
+    make_payload(a.id, seq, buf);
+    const auto st = p.send(std::as_bytes(std::span<const unsigned char>(buf)));
+    if (st != Status::Ok) {
+      std::cerr << "bus_agent produce: send of seq " << seq << " failed: " << to_string(st) << "\n";
+      say("error status=" + std::string(to_string(st)) + " seq=" + std::to_string(seq));
+      return 1;
+    }
+  }
+  say("done sent=" + std::to_string(n));
+  return 0;
+}
+
+// Per-producer order bookkeeping: each producer's sequence must go up by exactly one, except right
+// after a lap, where the jump is counted as lost.
+struct Tally {
+  std::uint64_t received = 0, lost = 0, lapped = 0, bad = 0, disorder = 0, gaps = 0;
+  std::map<std::uint32_t, std::uint64_t> first, last, count, epoch_seen;
+  std::uint64_t lap_epoch = 0;  // a producer may jump once after each lap
+
+  void message(const Message& m) {
+    const auto d = read_payload(m.body());
+    ++received;
+    if (!d.intact) {
+      ++bad;
+      return;
+    }
+    if (!first.count(d.producer)) first[d.producer] = d.seq;
+    else if (d.seq <= last[d.producer]) ++disorder;  // duplicate or out of order
+    else if (d.seq != last[d.producer] + 1 && epoch_seen[d.producer] == lap_epoch) ++gaps;
+    last[d.producer] = d.seq;
+    epoch_seen[d.producer] = lap_epoch;
+    ++count[d.producer];
+  }
+  std::string line(std::size_t phase) const {
+    std::string s = "phase=" + std::to_string(phase) + " received=" + std::to_string(received) +
+                    " lost=" + std::to_string(lost) + " lapped=" + std::to_string(lapped) +
+                    " bad=" + std::to_string(bad) + " disorder=" + std::to_string(disorder) +
+                    " gaps=" + std::to_string(gaps);
+    for (const auto& [k, v] : count)
+      s += " p" + std::to_string(k) + ".count=" + std::to_string(v) + " p" + std::to_string(k) +
+           ".first=" + std::to_string(first.at(k)) + " p" + std::to_string(k) + ".last=" + std::to_string(last.at(k));
+    return s;
+  }
+};
+
+int subscribe(const Args& a) {
+  Session_ s(a);
+  auto c = s.session.create_consumer(Topic(a.topic), {strategy(a.wait), 0}, {a.capacity, a.max_size});
+  say("ready consumer=" + std::to_string(c.id()));
+  if (a.hold) {
+    std::string go;
+    if (!std::getline(std::cin, go)) return 1;
+  }
+  Tally t;
+  Message m;
+  for (std::size_t phase = 0; phase < a.counts.size(); ++phase) {
+    while (t.received + t.lost < a.counts[phase]) {
+      const auto r = c.receive(m, std::chrono::milliseconds(a.timeout_ms));
+      if (r.status == Status::Ok) {
+        t.message(m);
+      } else if (r.status == Status::Lapped) {
+        t.lost += r.lost;
+        ++t.lapped;
+        ++t.lap_epoch;
+      } else {
+        std::cerr << "bus_agent subscribe: receive returned " << to_string(r.status) << " after "
+                  << t.received << " message(s); " << t.line(phase + 1) << "\n";
+        say("error status=" + std::string(to_string(r.status)) + " " + t.line(phase + 1));
+        return 1;
+      }
+    }
+    say(t.line(phase + 1) + " lost_total=" + std::to_string(c.lost_total()));
+  }
+  return 0;
+}
+
+[[noreturn]] void block_forever() {
+  for (;;) ::pause();
+}
+
+int claim_and_hang(const Args& a) {
+  Session_ s(a);
+  auto p = s.session.create_producer(Topic(a.topic), {}, {a.capacity, a.max_size});
+  auto claim = p.claim(kPayloadSize);
+  if (claim.status != Status::Ok) {
+    std::cerr << "bus_agent claim-and-hang: claim failed: " << to_string(claim.status) << "\n";
+    return 1;
+  }
+  std::memset(claim.buffer.data(), 0xAB, kPayloadSize / 2);  // half written, never committed
+  say("claimed seq=" + std::to_string(claim.sequence));
+  block_forever();
+}
+
+// The claim a producer makes when it dies between the tail fetch_add and the slot stamp CAS: a
+// sequence nobody will ever write. The daemon must revoke it (pad) after its grace period.
+int reserve_and_hang(const Args& a) {
+  namespace bip = boost::interprocess;
+  Session_ s(a);
+  auto p = s.session.create_producer(Topic(a.topic), {}, {a.capacity, a.max_size});  // creates and maps it
+  std::uint32_t dest_id = 0;
+  for (const auto& d : s.conn.stats().destinations)
+    if (d.uri == "topic://" + a.topic) dest_id = d.dest_id;
+  const auto name = common::dest_shm_name(common::canonical_dir(a.dir), dest_id);
+  bip::shared_memory_object shm(bip::open_only, name.c_str(), bip::read_write);
+  bip::mapped_region region(shm, bip::read_write);
+  auto* h = static_cast<layout::TopicHeader*>(region.get_address());
+  // Relaxed: the same fetch_add TopicWriter::claim makes.
+  const auto seq = h->tail.fetch_add(1, std::memory_order_relaxed);
+  say("reserved seq=" + std::to_string(seq));
+  block_forever();
+}
+
+int block_receive(const Args& a) {
+  Session_ s(a);
+  auto c = s.session.create_consumer(Topic(a.topic), {strategy(a.wait), 0}, {a.capacity, a.max_size});
+  say("ready consumer=" + std::to_string(c.id()));
+  Message m;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto r = c.receive(m, std::chrono::milliseconds(a.timeout_ms));
+  const auto t1 = std::chrono::steady_clock::now();
+  say("status=" + std::string(to_string(r.status)) + " returned_ns=" +
+      std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(t1.time_since_epoch()).count()) +
+      " waited_ms=" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t1 - t0).count()));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+    if (a.cmd == "produce") return produce(a);
+    if (a.cmd == "subscribe") return subscribe(a);
+    if (a.cmd == "claim-and-hang") return claim_and_hang(a);
+    if (a.cmd == "reserve-and-hang") return reserve_and_hang(a);
+    if (a.cmd == "block-receive") return block_receive(a);
+    std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
+    return 2;
+  } catch (const shmbus::Error& e) {
+    std::cerr << "bus_agent: " << to_string(e.code()) << ": " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "bus_agent: " << e.what() << "\n";
+    return 2;
+  }
+}
