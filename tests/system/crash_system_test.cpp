@@ -115,12 +115,16 @@ TEST_F(CrashSystem_test, LiveProducerHoldingAClaimDoesNotHangOtherProducers) {
   const auto claimed = expect_line(hang, "claimed", kStartDeadline, "a slot claimed by a live producer");
   ASSERT_TRUE(claimed);
   ASSERT_EQ(claimed->at("seq"), "0");
-  auto prod = agent("produce", with({"--id", "1", "--count", "3"}));  // sequence 2 wraps onto slot 0
+  auto prod = agent("produce", with({"--id", "1", "--count", "3"}));  // ring sequence 2 wraps onto slot 0
   const auto line = prod.read_line(kRecoveryDeadline);
   ASSERT_TRUE(line.has_value()) << "send() did not return within " << kRecoveryDeadline.count()
                                 << " ms while a live producer holds the slot one lap behind (it spins in "
                                    "ProducerImpl::claim_slot and never returns Status::Stalled)";
-  EXPECT_TRUE(line->rfind("done", 0) == 0 || line->find("status=stalled") != std::string::npos) << *line;
+  // The holder took ring sequence 0. The producer's first message gets sequence 1 (slot 1, free);
+  // its second gets sequence 2, slot 0, whose previous lap (0) the live holder never publishes: it
+  // must come back with Stalled after the producer's stall_timeout (1 s default).
+  EXPECT_NE(line->find("status=stalled"), std::string::npos) << *line;
+  EXPECT_NE(line->find("seq=2"), std::string::npos) << "the first send goes through, the second stalls: " << *line;
 }
 
 struct Blocked {
