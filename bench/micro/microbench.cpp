@@ -27,18 +27,19 @@ using namespace shmbus;
 class RingMem {
  public:
   RingMem(std::uint32_t slots, std::uint32_t max_payload) {
-    size_ = layout::align_up(layout::topic_size(slots, max_payload, layout::kMaxSubscribers), 4096);
+    size_ = layout::align_up(layout::topic_size(slots, max_payload, layout::kMaxSubscribers, layout::kMaxProducers), 4096);
     mem_ = std::aligned_alloc(4096, size_);
     std::memset(mem_, 0, size_);
     auto* h = static_cast<layout::TopicHeader*>(mem_);
     h->magic = layout::kTopicMagic;
     h->kind = 1;
-    h->total_length = layout::topic_size(slots, max_payload, layout::kMaxSubscribers);
+    h->total_length = layout::topic_size(slots, max_payload, layout::kMaxSubscribers, layout::kMaxProducers);
     h->slot_count = slots;
     h->slot_size = layout::slot_size_for(max_payload);
     h->max_payload = max_payload;
     h->dest_id = 1;
     h->max_subscribers = layout::kMaxSubscribers;
+    h->max_producers = layout::kMaxProducers;
     std::memcpy(h->name, "microbench", 10);
     h->layout_version.store(layout::kLayoutVersion, std::memory_order_release);
     if (!ring::check_topic(mem_, size_).empty()) std::abort();
@@ -48,6 +49,15 @@ class RingMem {
   RingMem(const RingMem&) = delete;
   RingMem& operator=(const RingMem&) = delete;
   const ring::TopicRing& ring() const { return ring_; }
+  /// A writer with its own producer entry, set up as the daemon does for a new producer.
+  ring::TopicWriter writer(std::uint32_t index) {
+    auto* p = ring_.producer(index);
+    p->client_index = index;
+    p->producer_id = index;
+    p->claim_seq.store(layout::kClaimIdle, std::memory_order_relaxed);
+    p->state.store(1, std::memory_order_release);
+    return ring::TopicWriter(ring_, p, index, index);
+  }
   /// Attaches subscriber 0 at the current tail, as the daemon does for a new consumer.
   ring::TopicReader subscribe() {
     auto* e = ring_.subscriber(0);
@@ -67,7 +77,7 @@ constexpr std::uint32_t kMsg = 64;
 
 void BM_RingClaimCommit(benchmark::State& st) {
   RingMem r(static_cast<std::uint32_t>(st.range(0)), kMsg);
-  ring::TopicWriter w(r.ring(), 1, 1);
+  ring::TopicWriter w = r.writer(1);
   std::array<std::byte, kMsg> payload{};
   for (auto _ : st) {
     ring::SlotClaim c;
@@ -85,7 +95,7 @@ BENCHMARK(BM_RingClaimCommit)->Arg(64)->Arg(4096)->Arg(65536);
 
 void BM_RingClaimCommitPoll(benchmark::State& st) {
   RingMem r(static_cast<std::uint32_t>(st.range(0)), kMsg);
-  ring::TopicWriter w(r.ring(), 1, 1);
+  ring::TopicWriter w = r.writer(1);
   ring::TopicReader rd = r.subscribe();
   std::array<std::byte, kMsg> payload{};
   std::array<std::byte, kMsg> out{};

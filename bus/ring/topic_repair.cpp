@@ -47,8 +47,8 @@ SweepResult TopicRepairer::repair_slot(std::uint64_t seq, std::uint64_t tail, co
   const std::uint64_t n = ring_.slot_count();
   SlotHeader* s = ring_.slot(seq);
   for (;;) {
-    // SYNC: acquire pairs with the publish exchange (data/pad) and with the writer's release fence
-    // after its writing mark (owner visible).
+    // SYNC: acquire pairs with the publish exchange (data/pad) and with the writer's release
+    // store of its writing mark (this lap's owner visible).
     const std::uint64_t st = s->stamp.load(std::memory_order_acquire);
     const std::uint64_t sq = stamp_seq(st);
     const SlotState state = stamp_state(st);

@@ -76,13 +76,14 @@ ClaimStatus TopicWriter::claim(std::uint32_t length, SlotClaim& out, std::uint32
     _mm_pause();
   }
   stalled_seq_ = ~0ULL;
-  // Relaxed: published by the release fence below together with the writing mark.
+  // Relaxed: published by the release store of the writing mark just below.
   s->owner.store(owner_, std::memory_order_relaxed);
-  // Relaxed + release fence (seqlock writer): a lapped reader that sees any of our payload
-  // writes sees writing(seq) when it re-checks the stamp after its acquire fence. A plain store,
-  // not an RMW: the slot is ours (see previous_lap_done), and the store buffer lets the header
-  // line's transfer overlap the payload writes.
-  s->stamp.store(make_stamp(seq, SlotState::Writing), std::memory_order_relaxed);
+  // SYNC: release pairs with the janitor's acquire load of writing(seq): it sees this lap's owner,
+  // never the previous lap's. Then a release fence (seqlock writer): a lapped reader that sees any
+  // of our payload writes sees writing(seq) when it re-checks the stamp after its acquire fence.
+  // A plain store, not an RMW: the slot is ours (see previous_lap_done), and the store buffer lets
+  // the header line's transfer overlap the payload writes.
+  s->stamp.store(make_stamp(seq, SlotState::Writing), std::memory_order_release);
   std::atomic_thread_fence(std::memory_order_release);
   out.slot = s;
   out.data = data;
