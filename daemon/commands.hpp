@@ -19,7 +19,10 @@ struct TopicCreated {
 struct ClientDied {
   std::uint32_t client_index;
 };
-using JanitorCommand = std::variant<TopicCreated, ClientDied>;
+struct TopicRemoved {
+  std::uint32_t dest_id;  // the janitor drops its mapping; the last owner unlinks the shm
+};
+using JanitorCommand = std::variant<TopicCreated, ClientDied, TopicRemoved>;
 
 // janitor -> conductor
 struct ClientReleased {

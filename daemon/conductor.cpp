@@ -4,6 +4,7 @@
 #include "log.hpp"
 #include "ring/futex.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -151,7 +152,40 @@ void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
     }
     info(describe(c) + " closed " + (e.role == control::Role::Producer ? "producer " : "consumer ") +
          std::to_string(e.endpoint_id) + " on " + uri);
+    mark_if_unused(d);
+    return;
   }
+}
+
+void Conductor::mark_if_unused(Dest& d) {
+  const auto used = [](const std::vector<std::int64_t>& v) {
+    return std::any_of(v.begin(), v.end(), [](std::int64_t o) { return o >= 0; });
+  };
+  if (!used(d.subscriber_owner) && !used(d.producer_owner)) d.unused_since_ns = common::mono_ns();
+}
+
+int Conductor::expire_idle_topics() {
+  const auto now = common::mono_ns();
+  std::uint64_t next = ~0ULL;
+  for (auto it = dests_.begin(); it != dests_.end();) {
+    const auto since = it->second.unused_since_ns;
+    if (since == 0) {
+      ++it;
+      continue;
+    }
+    if (now - since < cfg_.idle_topic_ns) {
+      next = std::min(next, since + cfg_.idle_topic_ns - now);
+      ++it;
+      continue;
+    }
+    // A topic is not durable: with no producer and no consumer it holds nothing anyone can read.
+    // Clients that still map it keep a valid mapping; a later open creates a fresh topic.
+    info("removed " + it->first + " (unused for " + std::to_string(cfg_.idle_topic_ns / 1'000'000'000) + " s; " +
+         std::to_string(it->second.shm->size() >> 10) + " KiB shared memory freed)");
+    janitor_.inbox().enqueue(TopicRemoved{it->second.id});
+    it = dests_.erase(it);
+  }
+  return next == ~0ULL ? -1 : static_cast<int>(std::min<std::uint64_t>(next / 1'000'000 + 1, 60'000));
 }
 
 void Conductor::drop_client(int fd, const char* why) {
@@ -202,7 +236,8 @@ void Conductor::run() {
         owners.push_back(fd);
       }
     }
-    if (::poll(fds.data(), fds.size(), -1) < 0) {
+    const int timeout_ms = expire_idle_topics();
+    if (::poll(fds.data(), fds.size(), timeout_ms) < 0) {
       if (errno == EINTR) continue;
       throw Error(ErrorCode::Internal, std::string("poll: ") + std::strerror(errno));
     }

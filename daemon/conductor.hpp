@@ -20,6 +20,7 @@ namespace shmbus::daemon {
 struct ConductorConfig {
   std::string dir;  // canonical
   std::uint32_t max_clients = 1024;
+  std::uint64_t idle_topic_ns = 60'000'000'000;  // remove a topic unused (no endpoint) this long
 };
 
 class Conductor {
@@ -60,6 +61,7 @@ class Conductor {
     ring::TopicRing ring;
     std::vector<std::int64_t> subscriber_owner;  // per subscriber entry: client index or -1
     std::vector<std::int64_t> producer_owner;    // per producer entry: client index or -1
+    std::uint64_t unused_since_ns = 0;           // 0 while any endpoint is open
   };
 
   void accept_client();
@@ -73,6 +75,9 @@ class Conductor {
   void on_stat(Client& c, std::uint32_t id);
   Dest& find_or_create(const std::string& uri, const std::string& name, const control::OpenDest& m);
   void release_endpoint(const Client& c, const Endpoint& e);
+  void mark_if_unused(Dest& d);
+  /// Removes topics unused for idle_topic_ns; returns ms until the next one expires (-1: none).
+  int expire_idle_topics();
   void drop_client(int fd, const char* why);
   void drain_inbox();
   std::string describe(const Client& c) const;

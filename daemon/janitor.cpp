@@ -33,6 +33,10 @@ void Janitor::handle(JanitorCommand& c) {
     topics_.push_back(Topic{t->dest_id, t->uri, t->shm, ring::TopicRepairer(ring)});
     return;
   }
+  if (auto* r = std::get_if<TopicRemoved>(&c)) {
+    std::erase_if(topics_, [&](const Topic& t) { return t.dest_id == r->dest_id; });
+    return;
+  }
   const auto dead = std::get<ClientDied>(c).client_index;
   const auto is_dead = [this](std::uint32_t o) { return owner_dead(o); };
   for (auto& t : topics_) {

@@ -21,14 +21,18 @@ using namespace shmbus;
 using namespace shmbus::daemon;
 
 constexpr const char* kUsage =
-    "usage: shmbusd [--dir DIR] [--max-clients N]\n"
+    "usage: shmbusd [--dir DIR] [--max-clients N] [--idle-topic-timeout SECONDS]\n"
     "  --dir DIR        directory this daemon owns (default: $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus,\n"
     "                   else /tmp/shmbus-<uid>); holds shmbusd.sock and shmbusd.lock\n"
-    "  --max-clients N  attached client processes at once (default 1024, max 65536)\n";
+    "  --max-clients N  attached client processes at once (default 1024, max 65536)\n"
+    "  --idle-topic-timeout SECONDS\n"
+    "                   remove a topic (and its shared memory) once it has had no producer and no\n"
+    "                   consumer for this long (default 60; 0 = at once)\n";
 
 struct Args {
   std::string dir;
   std::uint32_t max_clients = 1024;
+  std::uint64_t idle_topic_s = 60;
 };
 
 int usage_error(const std::string& msg) {
@@ -44,7 +48,7 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
       rc = 0;
       return false;
     }
-    if ((k == "--dir" || k == "--max-clients") && i + 1 >= argc) {
+    if ((k == "--dir" || k == "--max-clients" || k == "--idle-topic-timeout") && i + 1 >= argc) {
       rc = usage_error(k + " needs a value");
       return false;
     }
@@ -59,6 +63,15 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
         return false;
       }
       a.max_clients = static_cast<std::uint32_t>(n);
+    } else if (k == "--idle-topic-timeout") {
+      const std::string v = argv[++i];
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || v[0] == '-' || n > 365ULL * 24 * 3600) {
+        rc = usage_error("--idle-topic-timeout must be a number of seconds from 0 to 31536000, not '" + v + "'");
+        return false;
+      }
+      a.idle_topic_s = n;
     } else {
       rc = usage_error("unknown argument '" + k + "'");
       return false;
@@ -129,7 +142,8 @@ int serve(const Args& a) {
     if (auto* c = conductor_ptr.load(std::memory_order_acquire)) c->wake();
   });
   {
-    Conductor conductor(ConductorConfig{dir, a.max_clients}, region, janitor, to_conductor, sfd.get());
+    Conductor conductor(ConductorConfig{dir, a.max_clients, a.idle_topic_s * 1'000'000'000ULL}, region, janitor,
+                        to_conductor, sfd.get());
     conductor_ptr.store(&conductor, std::memory_order_release);
     conductor_ptr = &conductor;
     janitor.start();

@@ -138,6 +138,7 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   Dest& d = find_or_create(dest.uri(), dest.name(), m);
   Endpoint e;
   e.dest_id = d.id;
+  d.unused_since_ns = 0;
   e.role = m.role;
   control::OpenOk ok;
   ok.dest_id = d.id;

@@ -67,5 +67,33 @@ TEST_F(DaemonSystem_test, KilledClientIsRemovedFromStats) {
       << "the daemon logs the client's end and the endpoint it released";
 }
 
+// Forbidden: a topic with no producer and no consumer keeping its shared memory past the idle
+// timeout (a long-running daemon would leak), or a topic in use being removed.
+TEST_F(DaemonSystem_test, UnusedTopicIsRemovedAfterIdleTimeout) {
+  stop_daemon_and_check_clean(SIGTERM);
+  start_daemon({"--idle-topic-timeout", "0"});
+  auto session = observer().create_session();
+  {
+    auto keep = session.create_consumer(Topic("kept"));
+    {
+      auto p = session.create_producer(Topic("idle"), {}, {64, 64});
+      ASSERT_EQ(shm_objects().size(), 3u) << "region + topic://kept + topic://idle";
+    }
+    EXPECT_TRUE(wait_stats([](const BusStats& s) { return !find_topic(s, "topic://idle") && find_topic(s, "topic://kept"); },
+                           Millis(2000), "topic://idle removed once its only producer closed; topic://kept still there"));
+    EXPECT_EQ(shm_objects().size(), 2u) << "the removed topic's shared memory is unlinked";
+    EXPECT_TRUE(daemon_->log().wait_for("removed topic://idle", Millis(1000)));
+  }
+  EXPECT_TRUE(wait_stats([](const BusStats& s) { return s.destinations.empty(); }, Millis(2000),
+                         "topic://kept removed after its consumer closed"));
+  // A later open creates a fresh, working topic under the same name.
+  auto c = session.create_consumer(Topic("idle"), {WaitStrategy::Spin});
+  auto p = session.create_producer(Topic("idle"));
+  ASSERT_EQ(p.send("again"), Status::Ok);
+  Message m;
+  ASSERT_EQ(c.receive(m, std::chrono::seconds(2)).status, Status::Ok);
+  EXPECT_EQ(m.text(), "again");
+}
+
 }  // namespace
 }  // namespace shmbus::systest

@@ -13,8 +13,11 @@ namespace shmbus::systest {
 
 namespace fs = std::filesystem;
 
-Daemon::Daemon(const std::string& dir, const std::string& log_file) : dir_(dir) {
-  child_ = Child::spawn({SHMBUSD_PATH, "--dir", dir}, {false, false, true});
+Daemon::Daemon(const std::string& dir, const std::string& log_file, const std::vector<std::string>& extra)
+    : dir_(dir) {
+  std::vector<std::string> argv{SHMBUSD_PATH, "--dir", dir};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  child_ = Child::spawn(argv, {false, false, true});
   pump_ = std::make_unique<LogPump>(child_.release_stderr(), log_file);
 }
 
@@ -64,10 +67,11 @@ void SystemTest::TearDown() {
   fs::remove_all(root_, ec);
 }
 
-void SystemTest::start_daemon() {
+void SystemTest::start_daemon(const std::vector<std::string>& extra_args) {
   observer_.reset();
   if (daemon_ && HasFailure()) std::cerr << "---- previous shmbusd log ----\n" << daemon_->log().text();
-  daemon_ = std::make_unique<Daemon>(dir_, root_ + "/shmbusd.log");
+  daemon_.reset();  // a running one is killed first: two daemons on one DIR refuse each other
+  daemon_ = std::make_unique<Daemon>(dir_, root_ + "/shmbusd.log", extra_args);
   const auto err = daemon_->wait_ready(kStartDeadline);
   ASSERT_TRUE(err.empty()) << err;
 }

@@ -21,7 +21,7 @@ inline constexpr Millis kStopDeadline{10000};
 /// One shmbusd child process.
 class Daemon {
  public:
-  Daemon(const std::string& dir, const std::string& log_file);
+  Daemon(const std::string& dir, const std::string& log_file, const std::vector<std::string>& extra = {});
   LogPump& log() { return *pump_; }
   Child& child() { return child_; }
   /// Waits until it logs that it listens, then until a client can attach. Empty on success,
@@ -43,7 +43,7 @@ class SystemTest : public ::testing::Test {
   void TearDown() override;
 
   /// Starts a daemon on dir_ (replacing daemon_) and waits until it serves; fails the test if not.
-  void start_daemon();
+  void start_daemon(const std::vector<std::string>& extra_args = {});
   /// Sends `sig`, expects exit code 0 within kStopDeadline and no shm or socket left behind.
   void stop_daemon_and_check_clean(int sig);
   /// /dev/shm objects named shmbus.<hash of dir_>.*
