@@ -10,6 +10,11 @@
 //                 fetch_add, as a producer that dies right after it would), print it, block
 //   block-receive --dir D --topic T [--wait park|spin]                  print "ready", block in receive()
 //                 once, print the Status it got and CLOCK_MONOTONIC when it returned
+//   produce-forever --dir D --topic T --id K [--interval-us U]          print "sending producer=P",
+//                 then send payloads seq 1, 2, ... alternating send() and zero-copy claim()/commit()
+//                 (written in place), pausing U us between messages (default 0: as fast as it
+//                 can), until SIGKILLed or SIGTERMed; on SIGTERM print "done sent=N stalled=S",
+//                 exit 0. A Status::Stalled prints "stalled seq=S op=send|claim" and is retried.
 // Common: --capacity C --max-size M (geometry if the agent creates the topic), --timeout-ms T
 // (longest wait for one message, default 20000).
 #include "common/paths.hpp"
@@ -20,11 +25,13 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -36,7 +43,7 @@ using namespace shmbus::systest;
 struct Args {
   std::string cmd, dir, topic, wait = "park";
   std::uint32_t id = 0, capacity = 4096, max_size = 64;
-  std::uint64_t start = 1, timeout_ms = 20000;
+  std::uint64_t start = 1, timeout_ms = 20000, interval_us = 0;
   std::vector<std::uint64_t> counts;
   bool hold = false;
 };
@@ -68,6 +75,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--max-size") a.max_size = static_cast<std::uint32_t>(number(k, v));
     else if (k == "--start") a.start = number(k, v);
     else if (k == "--timeout-ms") a.timeout_ms = number(k, v);
+    else if (k == "--interval-us") a.interval_us = number(k, v);
     else if (k == "--count") {
       std::stringstream ss(v);
       for (std::string part; std::getline(ss, part, ',');) a.counts.push_back(number(k, part));
@@ -228,6 +236,52 @@ int block_receive(const Args& a) {
   return 0;
 }
 
+volatile std::sig_atomic_t g_stop = 0;
+
+extern "C" void on_sigterm(int) { g_stop = 1; }
+
+// Any instruction of this loop may be the last one (the random-kill test SIGKILLs it): between
+// the tail fetch_add and the slot's writing mark, half-way through the in-place payload, or
+// between the payload and the commit's publish. Every payload that does get published is whole.
+int produce_forever(const Args& a) {
+  std::signal(SIGTERM, on_sigterm);
+  Session_ s(a);
+  auto p = s.session.create_producer(Topic(a.topic), {}, {a.capacity, a.max_size});
+  say("sending producer=" + std::to_string(p.id()));
+  std::uint64_t seq = 1, stalled = 0;
+  unsigned char buf[kPayloadSize];
+  while (!g_stop) {
+    const bool zero_copy = (seq & 1) == 0;
+    Status st;
+    if (zero_copy) {
+      auto c = p.claim(kPayloadSize);
+      st = c.status;
+      if (st == Status::Ok) {
+        // Written field by field into shared memory, not copied from a finished buffer.
+        make_payload(a.id, seq, *reinterpret_cast<unsigned char(*)[kPayloadSize]>(c.buffer.data()));
+        st = p.commit(c, kPayloadSize);
+      }
+    } else {
+      make_payload(a.id, seq, buf);
+      st = p.send(std::as_bytes(std::span<const unsigned char>(buf)));
+    }
+    if (st == Status::Stalled) {  // the sequence is kept: retry the same payload
+      ++stalled;
+      say("stalled seq=" + std::to_string(seq) + " op=" + (zero_copy ? "claim" : "send"));
+      continue;
+    }
+    if (st != Status::Ok) {
+      std::cerr << "bus_agent produce-forever: seq " << seq << " failed: " << to_string(st) << "\n";
+      say("error status=" + std::string(to_string(st)) + " seq=" + std::to_string(seq));
+      return 1;
+    }
+    ++seq;
+    if (a.interval_us) std::this_thread::sleep_for(std::chrono::microseconds(a.interval_us));
+  }
+  say("done sent=" + std::to_string(seq - 1) + " stalled=" + std::to_string(stalled));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -238,6 +292,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "claim-and-hang") return claim_and_hang(a);
     if (a.cmd == "reserve-and-hang") return reserve_and_hang(a);
     if (a.cmd == "block-receive") return block_receive(a);
+    if (a.cmd == "produce-forever") return produce_forever(a);
     std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
     return 2;
   } catch (const shmbus::Error& e) {
