@@ -17,6 +17,8 @@ constexpr const char* kUsage =
     "  --out FILE           also write the JSON object to FILE\n"
     "  --quick              20000 round trips (default 100000) and 2000 warm-up (default 10000)\n"
     "  --iterations N       measured round trips\n"
+    "  --rounds N           alternate the mechanisms in N rounds of iterations/N round trips each and\n"
+    "                       pool the samples, so drift on a shared machine hits all alike (default 5)\n"
     "  --warmup N           round trips before measuring\n"
     "  --size BYTES         message size, 8 .. 16777216 (default 64)\n"
     "  --wait spin|yield|park  consumer WaitStrategy for both sides (default spin)\n"
@@ -71,7 +73,8 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
   for (int i = 2; i < argc; ++i) {
     const std::string_view k = argv[i];
     const bool takes_value = k == "--iterations" || k == "--warmup" || k == "--size" || k == "--wait" ||
-                             k == "--dir" || k == "--out" || k == "--spin-count" || k == "--capacity";
+                             k == "--dir" || k == "--out" || k == "--spin-count" || k == "--capacity" ||
+                             k == "--rounds";
     if (takes_value && i + 1 >= argc) {
       std::cerr << "shmbus-bench: " << k << " needs a value\n";
       return false;
@@ -101,6 +104,9 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     } else if (k == "--spin-count") {
       if (!number(k, argv[++i], 0, 1U << 30, n)) return false;
       a.spin_count = static_cast<std::uint32_t>(n);
+    } else if (k == "--rounds") {
+      if (!number(k, argv[++i], 1, 1000, n)) return false;
+      a.rounds = static_cast<std::uint32_t>(n);
     } else if (k == "--capacity") {
       if (!number(k, argv[++i], 2, 1U << 24, n)) return false;
       a.capacity = static_cast<std::uint32_t>(n);

@@ -20,6 +20,7 @@ struct Args {
   bool variants = false;             ///< also run the floor variants (pause, xchg, ring RMWs)
   std::uint64_t iterations = 100'000;
   std::uint64_t warmup = 10'000;
+  std::uint32_t rounds = 5;          ///< mechanisms alternate in this many rounds; samples are pooled
   std::uint32_t size = 64;           ///< message bytes
   Wait wait = Wait::Spin;
   std::uint32_t spin_count = 0;      ///< ConsumerOptions::spin_count (yield/park)

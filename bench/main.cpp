@@ -7,6 +7,7 @@
 #include "scenarios.hpp"
 #include "shmbus/shmbus.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -16,25 +17,46 @@ namespace {
 
 using namespace shmbus::bench;
 
-MechResult measure(const std::string& key, const std::string& label, const std::string& mode,
-                   const std::string& description, int step, int steps, const Args& a,
-                   const std::function<std::vector<std::uint64_t>()>& run) {
-  std::fprintf(stderr, "[%d/%d] %-20s %llu + %llu round trips ... ", step, steps, label.c_str(),
-               static_cast<unsigned long long>(a.warmup), static_cast<unsigned long long>(a.iterations));
-  std::fflush(stderr);
-  const std::uint64_t t0 = mono_ns();
-  std::vector<std::uint64_t> samples = run();
-  MechResult m;
-  m.key = key;
-  m.label = label;
-  m.mode = mode;
-  m.description = description;
-  m.seconds = static_cast<double>(mono_ns() - t0) / 1e9;
+/// One mechanism's pooled samples across rounds.
+struct Mech {
+  std::string key, label, mode, description;
+  std::function<std::vector<std::uint64_t>(const Args&)> run;
+  std::vector<std::uint64_t> samples;
+  double seconds = 0;
+};
+
+MechResult summarise(Mech& m) {
+  MechResult r;
+  r.key = m.key;
+  r.label = m.label;
+  r.mode = m.mode;
+  r.description = m.description;
+  r.seconds = m.seconds;
   const double npt = clock_info().ns_per_tick;
-  m.one_way = percentiles(samples, npt, 0.5);  // sorts
-  m.rtt = percentiles_sorted(samples, npt, 1.0);
-  std::fprintf(stderr, "%.2f s, one-way p50 %.1f ns\n", m.seconds, m.one_way.p50);
-  return m;
+  r.one_way = percentiles(m.samples, npt, 0.5);  // sorts
+  r.rtt = percentiles_sorted(m.samples, npt, 1.0);
+  return r;
+}
+
+/// Runs every mechanism once per round, alternating, so that a machine that drifts between fast
+/// and slow states (a shared VM) affects each alike; then pools each mechanism's samples.
+void measure_rounds(std::vector<Mech>& mechs, const Args& a) {
+  Args per = a;
+  per.iterations = std::max<std::uint64_t>(1, a.iterations / a.rounds);
+  for (std::uint32_t round = 1; round <= a.rounds; ++round) {
+    for (auto& m : mechs) {
+      std::fprintf(stderr, "[round %u/%u] %-20s %llu + %llu round trips ... ", round, a.rounds, m.label.c_str(),
+                   static_cast<unsigned long long>(per.warmup), static_cast<unsigned long long>(per.iterations));
+      std::fflush(stderr);
+      const std::uint64_t t0 = mono_ns();
+      auto s = m.run(per);
+      m.seconds += static_cast<double>(mono_ns() - t0) / 1e9;
+      std::vector<std::uint64_t> sorted = s;
+      const auto p = percentiles(sorted, clock_info().ns_per_tick, 0.5);
+      std::fprintf(stderr, "one-way p50 %.1f ns\n", p.p50);
+      m.samples.insert(m.samples.end(), s.begin(), s.end());
+    }
+  }
 }
 
 int run(const Args& a) {
@@ -64,20 +86,21 @@ int run(const Args& a) {
 
   std::vector<FloorKind> floors{FloorKind::Plain};
   if (a.variants) floors.insert(floors.end(), {FloorKind::NoPause, FloorKind::Xchg, FloorKind::RingRmw});
-  const int steps = static_cast<int>(floors.size()) + 1;
-  int step = 0;
+  std::vector<Mech> mechs;
   for (const FloorKind k : floors) {
     const char* desc = k == FloorKind::Plain
                            ? "two counters on separate 128-byte blocks of a MAP_SHARED mapping, payload copied in and "
                              "out, release store / acquire-load busy-spin with _mm_pause"
                            : "the floor plus part of the shmbus ring's work (see bench/floor.cpp)";
-    r.mechs.push_back(measure(floor_key(k), floor_label(k), "spin", desc, ++step, steps, a,
-                              [&] { return run_floor(a, k, r.pinned); }));
+    mechs.push_back({floor_key(k), floor_label(k), "spin", desc,
+                     [&r, k](const Args& x) { return run_floor(x, k, r.pinned); }, {}, 0});
   }
-  const std::string desc = std::string("topic ping + topic pong, MessageProducer::send / MessageConsumer::receive, wait=") +
-                           wait_name(a.wait) + ", disable_timestamp=true";
-  r.mechs.push_back(measure("shmbus", "shmbus topic", wait_mode(a.wait), desc, ++step, steps, a,
-                            [&] { return run_shmbus_pingpong(a, dir, r.pinned); }));
+  mechs.push_back({"shmbus", "shmbus topic", wait_mode(a.wait),
+                   std::string("topic ping + topic pong, MessageProducer::send / MessageConsumer::receive, wait=") +
+                       wait_name(a.wait) + ", disable_timestamp=true",
+                   [&r, &dir](const Args& x) { return run_shmbus_pingpong(x, dir, r.pinned); }, {}, 0});
+  measure_rounds(mechs, a);
+  for (auto& m : mechs) r.mechs.push_back(summarise(m));
   daemon.stop();
 
   const std::string json = to_json(r);

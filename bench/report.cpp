@@ -40,6 +40,7 @@ std::string to_json(const Report& r) {
   j.str("benchmark", "pingpong").str("latency", "one-way = RTT/2, ns");
   j.integer("iterations", static_cast<std::int64_t>(r.args.iterations))
       .integer("warmup", static_cast<std::int64_t>(r.args.warmup))
+      .integer("rounds", r.args.rounds)
       .integer("size", r.args.size)
       .str("wait", wait_name(r.args.wait))
       .boolean("pinned", r.pinned)
@@ -84,8 +85,9 @@ std::string to_table(const Report& r) {
   char line[512];
   const auto& m = r.machine;
   std::snprintf(line, sizeof line,
-                "shmbus-bench pingpong: %u-byte messages, %llu round trips after %llu warm-up; one-way latency = RTT/2, ns\n",
-                r.args.size, static_cast<unsigned long long>(r.args.iterations),
+                "shmbus-bench pingpong: %u-byte messages, %llu round trips in %u alternating rounds (each after %llu "
+                "warm-up); one-way latency = RTT/2, ns\n",
+                r.args.size, static_cast<unsigned long long>(r.args.iterations), r.args.rounds,
                 static_cast<unsigned long long>(r.args.warmup));
   s += line;
   std::snprintf(line, sizeof line, "machine : %s, %d CPUs online (%d cores), %s %s, clocksource %s, loadavg %s\n",
