@@ -9,9 +9,16 @@ namespace shmbus::bench {
 namespace {
 
 constexpr const char* kUsage =
-    "usage: shmbus-bench pingpong [options]\n"
-    "  Two-process ping-pong through two topics (ping, pong) and, in the same run, over two raw\n"
-    "  atomics in shared memory (the floor). Prints one-way latency (RTT/2) percentiles in ns.\n"
+    "usage: shmbus-bench COMMAND [options]\n"
+    "commands:\n"
+    "  pingpong    two-process ping-pong through two topics and, in the same run, over two raw atomics\n"
+    "              in shared memory (the floor); one-way latency (RTT/2) percentiles in ns\n"
+    "  compare     the 64-byte ping-pong for every mechanism: shmbus (spin and park), floor, futex,\n"
+    "              uds, posix_mq, boost_mq, zmq, iceoryx (peers that were built; see --only)\n"
+    "  sweep       ping-pong over message sizes (--sizes), shmbus and the floor\n"
+    "  rate        one-way latency at a fixed send rate (--rate), corrected for coordinated omission\n"
+    "  throughput  msgs/s and MB/s: 1->1, N->1 (--producers), 1->N (--consumers) on a topic, next to\n"
+    "              a raw SPSC ring\n"
     "options:\n"
     "  --json               print one JSON object on stdout (progress still goes to stderr)\n"
     "  --out FILE           also write the JSON object to FILE\n"
@@ -27,7 +34,14 @@ constexpr const char* kUsage =
     "  --dir DIR            use the shmbusd already serving DIR (default: start one in a temp dir;\n"
     "                       its binary is $SHMBUSD, else the one built with this bench)\n"
     "  --no-pin             do not pin ping/pong to CPUs 0/1\n"
-    "  --variants           also run floor variants that add the ring's costs one by one\n";
+    "  --variants           also run floor variants that add the ring's costs one by one\n"
+    "  --only KEYS          compare: only these mechanisms (comma-separated JSON keys)\n"
+    "  --sizes LIST         sweep/throughput: message sizes (default 8,64,512,4096,65536)\n"
+    "  --rate N             rate: messages per second (default 100000)\n"
+    "  --producers N        throughput: producer processes (default 1)\n"
+    "  --consumers N        throughput: consumer processes (default 1)\n"
+    "  --seconds S          throughput: measuring time per point (default 2; --quick 0.5)\n"
+    "  --plot DIR           write gnuplot data files and PNG/SVG plots into DIR\n";
 
 bool number(std::string_view flag, const char* v, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
   char* end = nullptr;
@@ -65,16 +79,18 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     rc = 0;
     return false;
   }
-  if (a.command != "pingpong") {
-    std::cerr << "shmbus-bench: unknown scenario '" << a.command << "' (available: pingpong)\n" << kUsage;
+  if (a.command != "pingpong" && a.command != "compare" && a.command != "sweep" && a.command != "rate" &&
+      a.command != "throughput") {
+    std::cerr << "shmbus-bench: unknown command '" << a.command << "'\n" << kUsage;
     return false;
   }
-  bool iterations_set = false, warmup_set = false;
+  bool iterations_set = false, warmup_set = false, seconds_set = false;
   for (int i = 2; i < argc; ++i) {
     const std::string_view k = argv[i];
     const bool takes_value = k == "--iterations" || k == "--warmup" || k == "--size" || k == "--wait" ||
                              k == "--dir" || k == "--out" || k == "--spin-count" || k == "--capacity" ||
-                             k == "--rounds";
+                             k == "--rounds" || k == "--only" || k == "--sizes" || k == "--rate" ||
+                             k == "--producers" || k == "--consumers" || k == "--seconds" || k == "--plot";
     if (takes_value && i + 1 >= argc) {
       std::cerr << "shmbus-bench: " << k << " needs a value\n";
       return false;
@@ -121,6 +137,26 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
       }
     } else if (k == "--dir") {
       a.dir = argv[++i];
+    } else if (k == "--only") {
+      a.only = argv[++i];
+    } else if (k == "--sizes") {
+      a.sizes = argv[++i];
+    } else if (k == "--plot") {
+      a.plot_dir = argv[++i];
+    } else if (k == "--rate") {
+      if (!number(k, argv[++i], 1, 100'000'000, a.rate)) return false;
+    } else if (k == "--producers" || k == "--consumers") {
+      if (!number(k, argv[++i], 1, 32, n)) return false;
+      (k == "--producers" ? a.producers : a.consumers) = static_cast<std::uint32_t>(n);
+    } else if (k == "--seconds") {
+      char* end = nullptr;
+      const double d = std::strtod(argv[++i], &end);
+      if (*end != '\0' || !(d > 0.01 && d <= 3600)) {
+        std::cerr << "shmbus-bench: --seconds must be a number of seconds from 0.01 to 3600\n";
+        return false;
+      }
+      a.seconds = d;
+      seconds_set = true;
     } else if (k == "--out") {
       a.out = argv[++i];
     } else {
@@ -131,6 +167,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
   if (a.quick) {
     if (!iterations_set) a.iterations = 20'000;
     if (!warmup_set) a.warmup = 2'000;
+    if (!seconds_set) a.seconds = 0.5;
   }
   return true;
 }

@@ -13,7 +13,7 @@ const char* wait_name(Wait w) noexcept;
 const char* wait_mode(Wait w) noexcept;
 
 struct Args {
-  std::string command;               ///< "pingpong"
+  std::string command;               ///< pingpong | compare | sweep | rate | throughput
   bool json = false;                 ///< one JSON object on stdout instead of the table
   bool quick = false;                ///< 20k round trips instead of 100k
   bool pin = true;                   ///< pin ping to CPU 0 and pong to CPU 1 when available
@@ -27,6 +27,18 @@ struct Args {
   std::uint32_t capacity = 4096;     ///< DestinationOptions::capacity of the ping and pong topics
   std::string dir;                   ///< use the shmbusd already serving DIR
   std::string out;                   ///< also write the JSON here
+  // --- compare
+  std::string only;                  ///< comma-separated mechanism keys to run (empty: all available)
+  // --- sweep
+  std::string sizes = "8,64,512,4096,65536";  ///< message sizes for sweep / throughput
+  // --- rate
+  std::uint64_t rate = 100'000;      ///< messages per second the sender aims at (rate scenario)
+  // --- throughput
+  std::uint32_t producers = 1;       ///< producer processes (N in N->1)
+  std::uint32_t consumers = 1;       ///< consumer processes (1->N fan-out)
+  double seconds = 2.0;              ///< measuring time per throughput point
+  // --- plots
+  std::string plot_dir;              ///< write gnuplot data + PNG/SVG plots here (empty: none)
 };
 
 /// Parses argv. Returns false when the program should exit with `rc` (help, or a usage error

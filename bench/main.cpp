@@ -4,6 +4,7 @@
 #include "launcher.hpp"
 #include "machine.hpp"
 #include "report.hpp"
+#include "peers.hpp"
 #include "scenarios.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -59,50 +60,41 @@ void measure_rounds(std::vector<Mech>& mechs, const Args& a) {
   }
 }
 
-int run(const Args& a) {
-  Report r;
-  r.args = a;
-  r.machine = probe_machine();
-  r.pinned = a.pin && can_pin_0_1();
-  if (a.pin && !r.pinned) std::fprintf(stderr, "shmbus-bench: CPUs 0 and 1 are not both available: not pinning\n");
-  DaemonLauncher daemon;
-  std::string dir = a.dir;
-  if (dir.empty()) {
+/// The daemon a run uses: its own in a temp dir, or the one serving --dir.
+struct Bus {
+  DaemonLauncher launcher;
+  std::string dir;
+  std::string description;
+};
+
+bool provide_bus(const Args& a, Bus& b) {
+  if (a.dir.empty()) {
     std::fprintf(stderr, "starting %s ... ", DaemonLauncher::binary().c_str());
     std::fflush(stderr);
-    daemon.start();
-    dir = daemon.dir();
-    r.daemon = "own shmbusd (" + DaemonLauncher::binary() + ") in " + dir + ", pid " + std::to_string(daemon.pid());
-    std::fprintf(stderr, "pid %d, dir %s\n", static_cast<int>(daemon.pid()), dir.c_str());
-  } else {
-    std::string err;
-    if (!wait_for_daemon(dir, 2000, nullptr, nullptr, err)) {
-      std::fprintf(stderr, "shmbus-bench: no shmbusd answers on %s: %s\n", dir.c_str(), err.c_str());
-      return 1;
-    }
-    r.daemon = "existing shmbusd serving " + dir;
+    b.launcher.start();
+    b.dir = b.launcher.dir();
+    b.description = "own shmbusd (" + DaemonLauncher::binary() + ") in " + b.dir + ", pid " +
+                    std::to_string(b.launcher.pid());
+    std::fprintf(stderr, "pid %d, dir %s\n", static_cast<int>(b.launcher.pid()), b.dir.c_str());
+    return true;
   }
-  r.clock = init_clock();
-
-  std::vector<FloorKind> floors{FloorKind::Plain};
-  if (a.variants) floors.insert(floors.end(), {FloorKind::NoPause, FloorKind::Xchg, FloorKind::RingRmw});
-  std::vector<Mech> mechs;
-  for (const FloorKind k : floors) {
-    const char* desc = k == FloorKind::Plain
-                           ? "two counters on separate 128-byte blocks of a MAP_SHARED mapping, payload copied in and "
-                             "out, release store / acquire-load busy-spin with _mm_pause"
-                           : "the floor plus part of the shmbus ring's work (see bench/floor.cpp)";
-    mechs.push_back({floor_key(k), floor_label(k), "spin", desc,
-                     [&r, k](const Args& x) { return run_floor(x, k, r.pinned); }, {}, 0});
+  std::string err;
+  if (!wait_for_daemon(a.dir, 2000, nullptr, nullptr, err)) {
+    std::fprintf(stderr, "shmbus-bench: no shmbusd answers on %s: %s\n", a.dir.c_str(), err.c_str());
+    return false;
   }
-  mechs.push_back({"shmbus", "shmbus topic", wait_mode(a.wait),
-                   std::string("topic ping + topic pong, MessageProducer::send / MessageConsumer::receive, wait=") +
-                       wait_name(a.wait) + ", disable_timestamp=true",
-                   [&r, &dir](const Args& x) { return run_shmbus_pingpong(x, dir, r.pinned); }, {}, 0});
-  measure_rounds(mechs, a);
-  for (auto& m : mechs) r.mechs.push_back(summarise(m));
-  daemon.stop();
+  b.dir = a.dir;
+  b.description = "existing shmbusd serving " + a.dir;
+  return true;
+}
 
+bool wanted(const Args& a, const std::string& key) {
+  if (a.only.empty()) return true;
+  const std::string list = "," + a.only + ",";
+  return list.find("," + key + ",") != std::string::npos;
+}
+
+int emit(const Report& r, const Args& a) {
   const std::string json = to_json(r);
   if (a.json) std::cout << json << "\n";
   else std::cout << to_table(r);
@@ -115,6 +107,67 @@ int run(const Args& a) {
     }
   }
   return 0;
+}
+
+/// pingpong: the floor (and --variants) and shmbus with --wait. compare: the 64-byte ping-pong for
+/// every mechanism, each mode measured separately (shmbus spin and park; peers as they come).
+int run_pingpong(const Args& a, const std::string& dir, Report& r) {
+  const bool compare = a.command == "compare";
+  std::vector<FloorKind> floors{FloorKind::Plain};
+  if (a.variants) floors.insert(floors.end(), {FloorKind::NoPause, FloorKind::Xchg, FloorKind::RingRmw});
+  std::vector<Mech> mechs;
+  for (const FloorKind k : floors) {
+    const char* desc = k == FloorKind::Plain
+                           ? "two counters on separate 128-byte blocks of a MAP_SHARED mapping, payload copied in and "
+                             "out, release store / acquire-load busy-spin with _mm_pause"
+                           : "the floor plus part of the shmbus ring's work (see bench/floor.cpp)";
+    mechs.push_back({floor_key(k), floor_label(k), "spin", desc,
+                     [&r, k](const Args& x) { return run_floor(x, k, r.pinned); }, {}, 0});
+  }
+  const auto add_shmbus = [&](const std::string& key, const std::string& label, Wait w) {
+    mechs.push_back({key, label, wait_mode(w),
+                     std::string("topic ping + topic pong, MessageProducer::send / MessageConsumer::receive, wait=") +
+                         wait_name(w) + ", disable_timestamp=true",
+                     [&r, &dir, w](const Args& x) {
+                       Args y = x;
+                       y.wait = w;
+                       return run_shmbus_pingpong(y, dir, r.pinned);
+                     },
+                     {}, 0});
+  };
+  if (compare) {
+    add_shmbus("shmbus", "shmbus topic", Wait::Spin);
+    add_shmbus("shmbus_park", "shmbus topic, park", Wait::Park);
+    for (auto& p : peers())
+      mechs.push_back({p.key, p.label, p.mode, p.description,
+                       [&r, run = p.run](const Args& x) { return run(x, r.pinned); }, {}, 0});
+    for (const auto& [key, why] : missing_peers())
+      std::fprintf(stderr, "shmbus-bench: peer '%s' not built: %s\n", key.c_str(), why.c_str());
+    std::erase_if(mechs, [&](const Mech& m) { return m.key != "floor" && m.key != "shmbus" && !wanted(a, m.key); });
+  } else {
+    add_shmbus("shmbus", "shmbus topic", a.wait);
+  }
+  measure_rounds(mechs, a);
+  for (auto& m : mechs) r.mechs.push_back(summarise(m));
+  return 0;
+}
+
+int run(const Args& a) {
+  Bus bus;
+  if (!provide_bus(a, bus)) return 1;
+  if (a.command == "sweep") return run_sweep(a, bus.dir, bus.description);
+  if (a.command == "rate") return run_rate(a, bus.dir, bus.description);
+  if (a.command == "throughput") return run_throughput(a, bus.dir, bus.description);
+  Report r;
+  r.args = a;
+  r.machine = probe_machine();
+  r.pinned = a.pin && can_pin_0_1();
+  if (a.pin && !r.pinned) std::fprintf(stderr, "shmbus-bench: CPUs 0 and 1 are not both available: not pinning\n");
+  r.daemon = bus.description;
+  r.clock = init_clock();
+  if (const int rc = run_pingpong(a, bus.dir, r); rc != 0) return rc;
+  bus.launcher.stop();
+  return emit(r, a);
 }
 
 }  // namespace

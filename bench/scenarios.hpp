@@ -23,6 +23,12 @@ std::vector<std::uint64_t> run_floor(const Args& a, FloorKind kind, bool pin);
 /// `dir`: the directory of a running shmbusd.
 std::vector<std::uint64_t> run_shmbus_pingpong(const Args& a, const std::string& dir, bool pin);
 
+/// The scenarios beyond ping-pong; each prints its own table / JSON and returns an exit code.
+/// `dir`: the directory of a running shmbusd.
+int run_sweep(const Args& a, const std::string& dir, const std::string& daemon_desc);
+int run_rate(const Args& a, const std::string& dir, const std::string& daemon_desc);
+int run_throughput(const Args& a, const std::string& dir, const std::string& daemon_desc);
+
 /// Writes `v` into the first 8 bytes of a message (messages are >= 8 bytes).
 inline void stamp_message(std::byte* p, std::uint64_t v) noexcept { __builtin_memcpy(p, &v, 8); }
 inline std::uint64_t message_stamp(const std::byte* p) noexcept {
