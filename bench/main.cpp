@@ -24,6 +24,7 @@ struct Mech {
   std::function<std::vector<std::uint64_t>(const Args&)> run;
   std::vector<std::uint64_t> samples;
   double seconds = 0;
+  std::string error;  ///< set when a round failed: the mechanism is dropped from the report
 };
 
 MechResult summarise(Mech& m) {
@@ -46,11 +47,20 @@ void measure_rounds(std::vector<Mech>& mechs, const Args& a) {
   per.iterations = std::max<std::uint64_t>(1, a.iterations / a.rounds);
   for (std::uint32_t round = 1; round <= a.rounds; ++round) {
     for (auto& m : mechs) {
+      if (!m.error.empty()) continue;
       std::fprintf(stderr, "[round %u/%u] %-20s %llu + %llu round trips ... ", round, a.rounds, m.label.c_str(),
                    static_cast<unsigned long long>(per.warmup), static_cast<unsigned long long>(per.iterations));
       std::fflush(stderr);
       const std::uint64_t t0 = mono_ns();
-      auto s = m.run(per);
+      std::vector<std::uint64_t> s;
+      try {
+        s = m.run(per);
+      } catch (const std::exception& e) {
+        // One mechanism failing (a peer's daemon missing, say) must not cost the others' figures.
+        m.error = e.what();
+        std::fprintf(stderr, "FAILED: %s\n", m.error.c_str());
+        continue;
+      }
       m.seconds += static_cast<double>(mono_ns() - t0) / 1e9;
       std::vector<std::uint64_t> sorted = s;
       const auto p = percentiles(sorted, clock_info().ns_per_tick, 0.5);
@@ -122,7 +132,7 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
                              "out, release store / acquire-load busy-spin with _mm_pause"
                            : "the floor plus part of the shmbus ring's work (see bench/floor.cpp)";
     mechs.push_back({floor_key(k), floor_label(k), "spin", desc,
-                     [&r, k](const Args& x) { return run_floor(x, k, r.pinned); }, {}, 0});
+                     [&r, k](const Args& x) { return run_floor(x, k, r.pinned); }, {}, 0, {}});
   }
   const auto add_shmbus = [&](const std::string& key, const std::string& label, Wait w) {
     mechs.push_back({key, label, wait_mode(w),
@@ -133,14 +143,14 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
                        y.wait = w;
                        return run_shmbus_pingpong(y, dir, r.pinned);
                      },
-                     {}, 0});
+                     {}, 0, {}});
   };
   if (compare) {
     add_shmbus("shmbus", "shmbus topic", Wait::Spin);
     add_shmbus("shmbus_park", "shmbus topic, park", Wait::Park);
     for (auto& p : peers())
       mechs.push_back({p.key, p.label, p.mode, p.description,
-                       [&r, run = p.run](const Args& x) { return run(x, r.pinned); }, {}, 0});
+                       [&r, run = p.run](const Args& x) { return run(x, r.pinned); }, {}, 0, {}});
     for (const auto& [key, why] : missing_peers())
       std::fprintf(stderr, "shmbus-bench: peer '%s' not built: %s\n", key.c_str(), why.c_str());
     std::erase_if(mechs, [&](const Mech& m) { return m.key != "floor" && m.key != "shmbus" && !wanted(a, m.key); });
@@ -148,7 +158,18 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
     add_shmbus("shmbus", "shmbus topic", a.wait);
   }
   measure_rounds(mechs, a);
-  for (auto& m : mechs) r.mechs.push_back(summarise(m));
+  int failed = 0;
+  for (auto& m : mechs) {
+    if (m.error.empty()) {
+      r.mechs.push_back(summarise(m));
+    } else {
+      std::fprintf(stderr, "shmbus-bench: %s left out of the report: %s\n", m.key.c_str(), m.error.c_str());
+      ++failed;
+    }
+  }
+  // The floor and shmbus are the point of the run: without them the report means nothing.
+  if (!find(r, "floor") || !find(r, "shmbus")) return 1;
+  (void)failed;
   return 0;
 }
 
