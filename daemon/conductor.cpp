@@ -182,6 +182,9 @@ int Conductor::expire_idle_topics() {
     // Clients that still map it keep a valid mapping; a later open creates a fresh topic.
     info("removed " + it->first + " (unused for " + std::to_string(cfg_.idle_topic_ns / 1'000'000'000) + " s; " +
          std::to_string(it->second.shm->size() >> 10) + " KiB shared memory freed)");
+    // Unlink here, so the name is gone by the time stat stops listing the topic; the janitor's
+    // mapping stays valid until it handles TopicRemoved.
+    it->second.shm->unlink();
     janitor_.inbox().enqueue(TopicRemoved{it->second.id});
     it = dests_.erase(it);
   }

@@ -29,7 +29,9 @@ OwnedShm::OwnedShm(const std::string& name, std::uint64_t size) : name_(name) {
   std::memset(region_.get_address(), 0, region_.get_size());
 }
 
-OwnedShm::~OwnedShm() { bip::shared_memory_object::remove(name_.c_str()); }
+OwnedShm::~OwnedShm() { unlink(); }
+
+void OwnedShm::unlink() noexcept { bip::shared_memory_object::remove(name_.c_str()); }
 
 std::vector<std::string> remove_stale_shm(const std::string& prefix) {
   std::vector<std::string> removed;

@@ -19,6 +19,9 @@ class OwnedShm {
   void* base() const noexcept { return region_.get_address(); }
   std::uint64_t size() const noexcept { return region_.get_size(); }
   const std::string& name() const noexcept { return name_; }
+  /// Removes the name from /dev/shm now; mappings (the janitor's, clients') stay valid until
+  /// unmapped. The destructor's removal then finds nothing, harmlessly (names are never reused).
+  void unlink() noexcept;
 
  private:
   std::string name_;
