@@ -5,6 +5,7 @@
 #include "machine.hpp"
 #include "report.hpp"
 #include "peers.hpp"
+#include "plot.hpp"
 #include "scenarios.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -58,6 +59,7 @@ void measure_rounds(std::vector<Mech>& mechs, const Args& a) {
       } catch (const std::exception& e) {
         // One mechanism failing (a peer's daemon missing, say) must not cost the others' figures.
         m.error = e.what();
+        record_failure(m.key, m.error);
         std::fprintf(stderr, "FAILED: %s\n", m.error.c_str());
         continue;
       }
@@ -158,18 +160,20 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
     add_shmbus("shmbus", "shmbus topic", a.wait);
   }
   measure_rounds(mechs, a);
-  int failed = 0;
-  for (auto& m : mechs) {
-    if (m.error.empty()) {
-      r.mechs.push_back(summarise(m));
-    } else {
-      std::fprintf(stderr, "shmbus-bench: %s left out of the report: %s\n", m.key.c_str(), m.error.c_str());
-      ++failed;
-    }
+  // Failed mechanisms stay in the report with their reason (and any samples earlier rounds gave).
+  for (auto& m : mechs) r.mechs.push_back(summarise(m));  // sorts each one's samples
+  if (!a.plot_dir.empty()) {
+    std::vector<CurveSeries> cs;
+    for (const auto& m : mechs)
+      if (!m.samples.empty()) cs.push_back({m.label + " (" + m.mode + ")", m.samples, 0.5, 0, m.mode == "block"});
+    announce_plots(write_latency_plot(a.plot_dir, a.command + "-latency",
+                                      a.command + ": one-way latency (RTT/2) by percentile, " + std::to_string(a.size) + " B",
+                                      cs),
+                   a.plot_dir);
   }
-  // The floor and shmbus are the point of the run: without them the report means nothing.
-  if (!find(r, "floor") || !find(r, "shmbus")) return 1;
-  (void)failed;
+  // The floor and shmbus are the point of the run: if either failed the report means nothing.
+  for (const auto& m : mechs)
+    if ((m.key == "floor" || m.key == "shmbus") && !m.error.empty()) return 1;
   return 0;
 }
 

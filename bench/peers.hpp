@@ -24,5 +24,10 @@ struct Peer {
 std::vector<Peer> peers();
 /// Keys every build knows about but may lack (reported as "not built" with the reason).
 std::vector<std::pair<std::string, std::string>> missing_peers();
+/// Why mechanism `key` failed in this process ("" if it did not). main.cpp's measure_rounds catches a
+/// mechanism's exception, records it here and runs it no more, so one broken peer does not abort
+/// `compare`; report.cpp shows the reason next to whatever samples earlier rounds gave.
+std::string peer_failure(const std::string& key);
+void record_failure(const std::string& key, const std::string& why);
 
 }  // namespace shmbus::bench

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: Release build with warnings fatal, then ASan+UBSan, then TSan on the
-# concurrent tests, then the benchmark in --quick mode to keep it working (no timing assertions).
+# concurrent tests, then `shmbus-bench compare --quick` to keep the benchmark suite and its peers
+# working (no timing assertions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CTEST_OUTPUT_ON_FAILURE=1
 J="$(nproc)"
 
 echo "== Release build (-Werror) and tests"
+bash scripts/install-bench-peers.sh   # the optional benchmark peers, so CI builds and runs them too
 bash scripts/setup.sh build -DSHMBUS_WERROR=ON
 ctest --test-dir build -j"$J" --timeout 300
 
@@ -19,7 +21,7 @@ echo "== TSan build, concurrent tests"
 bash scripts/setup.sh build-tsan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=thread -DSHMBUS_BUILD_BENCH=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --timeout 600
 
-echo "== benchmark smoke run (figures only, nothing asserted)"
-build/bench/shmbus-bench pingpong --quick
+echo "== benchmark smoke run: every mechanism side by side (figures only, nothing asserted)"
+build/bench/shmbus-bench compare --quick
 
 echo "== all test stages passed"
