@@ -18,5 +18,12 @@ fi
 
 BUILD_DIR="${1:-build}"
 shift || true
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build "$BUILD_DIR" -j"$(nproc)"
+# Quiet on success (the demo's output stays readable); the whole log on failure.
+mkdir -p "$BUILD_DIR"
+LOG="$BUILD_DIR/build.log"
+echo "setup: building in $BUILD_DIR (log: $LOG)" >&2
+if ! { cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" && cmake --build "$BUILD_DIR" -j"$(nproc)"; } >"$LOG" 2>&1; then
+  cat "$LOG" >&2
+  echo "setup: build failed (log above, also in $LOG)" >&2
+  exit 1
+fi
