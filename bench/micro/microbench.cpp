@@ -3,20 +3,27 @@
 //   control   OpenDest encode+decode, framing
 //   sharing   two threads bumping counters on one cache line vs on separate 128-byte blocks
 //   costs     the single operations the hot path is made of: clocks, pause, locked RMWs
+//   wheel     the daemon's timing wheel: 1M timers added, cancelled, fired; add+cancel churn
 // The ring lives in process memory, initialised the way daemon/requests.cpp find_or_create does.
 #include "common/paths.hpp"
 #include "control/protocol.hpp"
 #include "layout/topic_layout.hpp"
 #include "ring/topic_ring.hpp"
+#include "timing_wheel.hpp"
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <immintrin.h>
+#include <numeric>
+#include <memory>
+#include <random>
 #include <sched.h>
+#include <vector>
 #include <x86intrin.h>
 
 namespace {
@@ -277,6 +284,144 @@ void BM_LocalReleaseStore(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_LocalReleaseStore);
+
+// ---- timing wheel (daemon/timing_wheel.hpp), default shape: 1 ms tick, 4 levels x 256 buckets ----------
+// Each iteration handles 1M timers; "per_op" is the time per timer (add, cancel or fire). Deadlines are
+// uniform over (0, 10 min]: levels 0, 1 and 2. Pools are preallocated and pre-touched outside the timing.
+
+constexpr std::uint64_t kWheelTimers = 1'000'000;
+constexpr std::uint64_t kWheelMs = 1'000'000;
+constexpr std::uint64_t kWheelRange = 600'000 * kWheelMs;
+
+std::vector<std::uint64_t> wheel_deadlines() {
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<std::uint64_t> d(1, kWheelRange);
+  std::vector<std::uint64_t> v(kWheelTimers);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+daemon::TimingWheelConfig wheel_config() {
+  return daemon::TimingWheelConfig{.initial_capacity = static_cast<std::uint32_t>(kWheelTimers),
+                                   .max_timers = static_cast<std::uint32_t>(kWheelTimers)};
+}
+
+void fill(daemon::TimingWheel& w, const std::vector<std::uint64_t>& d, std::vector<daemon::TimerId>* ids) {
+  for (std::uint64_t i = 0; i < d.size(); ++i) {
+    const auto r = w.add(d[i], i);
+    if (ids != nullptr) (*ids)[i] = r.id;
+  }
+}
+
+void set_per_op(benchmark::State& st, std::uint64_t ops_per_iteration) {
+  const auto ops = static_cast<double>(st.iterations()) * static_cast<double>(ops_per_iteration);
+  st.SetItemsProcessed(static_cast<std::int64_t>(ops));
+  st.counters["per_op"] = benchmark::Counter(ops, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void BM_TimingWheel_Add1M(benchmark::State& st) {
+  const auto d = wheel_deadlines();
+  std::unique_ptr<daemon::TimingWheel> sut;  // not std::optional: g++ 12 -Wmaybe-uninitialized false positive
+  for (auto _ : st) {
+    st.PauseTiming();
+    sut.reset();
+    sut = std::make_unique<daemon::TimingWheel>(wheel_config());
+    st.ResumeTiming();
+    for (std::uint64_t i = 0; i < kWheelTimers; ++i) benchmark::DoNotOptimize(sut->add(d[i], i));
+  }
+  if (sut->size() != kWheelTimers) st.SkipWithError("not every add succeeded");
+  set_per_op(st, kWheelTimers);
+}
+BENCHMARK(BM_TimingWheel_Add1M)->Unit(benchmark::kMillisecond);
+
+/// Cancels in a random order: the cost includes the cache misses of a real ack pattern.
+void BM_TimingWheel_Cancel1M(benchmark::State& st) {
+  const auto d = wheel_deadlines();
+  std::vector<daemon::TimerId> ids(kWheelTimers);
+  std::vector<std::uint32_t> order(kWheelTimers);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(7));
+  std::unique_ptr<daemon::TimingWheel> sut;  // not std::optional: g++ 12 -Wmaybe-uninitialized false positive
+  std::uint64_t cancelled = 0;
+  for (auto _ : st) {
+    st.PauseTiming();
+    sut.reset();
+    sut = std::make_unique<daemon::TimingWheel>(wheel_config());
+    fill(*sut, d, &ids);
+    st.ResumeTiming();
+    for (const auto i : order) cancelled += sut->cancel(ids[i]) ? 1 : 0;
+  }
+  if (cancelled != st.iterations() * kWheelTimers) st.SkipWithError("a cancel was refused");
+  set_per_op(st, kWheelTimers);
+}
+BENCHMARK(BM_TimingWheel_Cancel1M)->Unit(benchmark::kMillisecond);
+
+/// Fires 1M timers: Arg = advance step in ms (1: the agent's steady 1 ms tick over 10 min, 600k advances;
+/// 0: one advance straight to the end, every timer cascading down in a single call).
+void BM_TimingWheel_Fire1M(benchmark::State& st) {
+  const auto d = wheel_deadlines();
+  const std::uint64_t step = static_cast<std::uint64_t>(st.range(0)) * kWheelMs;
+  std::unique_ptr<daemon::TimingWheel> sut;  // not std::optional: g++ 12 -Wmaybe-uninitialized false positive
+  std::uint64_t fired = 0, sum = 0;
+  const auto on_fire = [&sum](std::uint64_t p) { sum += p; };
+  for (auto _ : st) {
+    st.PauseTiming();
+    sut.reset();
+    sut = std::make_unique<daemon::TimingWheel>(wheel_config());
+    fill(*sut, d, nullptr);
+    st.ResumeTiming();
+    if (step == 0) {
+      fired += sut->advance(kWheelRange, on_fire);
+    } else {
+      for (std::uint64_t now = step; now <= kWheelRange; now += step) fired += sut->advance(now, on_fire);
+    }
+  }
+  benchmark::DoNotOptimize(sum);
+  if (fired != st.iterations() * kWheelTimers) st.SkipWithError("not every timer fired");
+  set_per_op(st, kWheelTimers);
+}
+BENCHMARK(BM_TimingWheel_Fire1M)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond);
+
+/// The ack-timeout pattern: with 1M timers armed, arm one 30 s (+ jitter) ahead and cancel it (the ack
+/// came). One iteration = one add + one cancel.
+void BM_TimingWheel_AddCancelChurn(benchmark::State& st) {
+  const auto d = wheel_deadlines();
+  daemon::TimingWheel sut(daemon::TimingWheelConfig{.initial_capacity = static_cast<std::uint32_t>(kWheelTimers + 1)});
+  fill(sut, d, nullptr);
+  std::vector<std::uint64_t> jitter(4096);
+  std::mt19937_64 rng(3);
+  for (auto& j : jitter) j = 30'000 * kWheelMs + rng() % (5'000 * kWheelMs);
+  std::size_t k = 0;
+  for (auto _ : st) {
+    const auto r = sut.add(jitter[k & 4095], k);
+    ++k;
+    benchmark::DoNotOptimize(sut.cancel(r.id));
+  }
+  if (sut.size() != kWheelTimers) st.SkipWithError("churn leaked timers");
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+}
+BENCHMARK(BM_TimingWheel_AddCancelChurn);
+
+/// The floor for the above: 1M dependent visits of 32-byte nodes in a random order over a pool the size of
+/// the wheel's (32 MB): one cache miss per visit, what every linked-list walk over scattered timers pays.
+void BM_TimingWheel_FloorRandomVisit1M(benchmark::State& st) {
+  struct Node {
+    std::uint32_t next;
+    std::uint32_t pad[7];
+  };
+  std::vector<Node> pool(kWheelTimers);
+  std::vector<std::uint32_t> order(kWheelTimers);
+  std::iota(order.begin(), order.end(), 0u);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(11));
+  for (std::size_t i = 0; i < kWheelTimers; ++i) pool[order[i]].next = order[(i + 1) % kWheelTimers];
+  std::uint32_t at = order[0];
+  for (auto _ : st) {
+    for (std::uint64_t i = 0; i < kWheelTimers; ++i) at = pool[at].next;
+    benchmark::DoNotOptimize(at);
+  }
+  set_per_op(st, kWheelTimers);
+}
+BENCHMARK(BM_TimingWheel_FloorRandomVisit1M)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
