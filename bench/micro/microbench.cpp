@@ -7,7 +7,9 @@
 // The ring lives in process memory, initialised the way daemon/requests.cpp find_or_create does.
 #include "common/paths.hpp"
 #include "control/protocol.hpp"
+#include "layout/index_ring_layout.hpp"
 #include "layout/topic_layout.hpp"
+#include "ring/index_ring.hpp"
 #include "ring/topic_ring.hpp"
 #include "timing_wheel.hpp"
 
@@ -424,5 +426,81 @@ void BM_TimingWheel_FloorRandomVisit1M(benchmark::State& st) {
 BENCHMARK(BM_TimingWheel_FloorRandomVisit1M)->Unit(benchmark::kMillisecond);
 
 }  // namespace
+
+// ---- index ring (ring/index_ring.hpp): Vyukov MPMC ring of slot numbers, 16-byte cells ---------------
+
+/// An index ring in 128-byte aligned process memory, with one pusher and one popper record.
+class IndexRingMem {
+ public:
+  explicit IndexRingMem(std::uint32_t capacity) {
+    size_ = layout::align_up(layout::index_ring_size(capacity), 4096);
+    mem_ = std::aligned_alloc(4096, size_);
+    std::memset(mem_, 0, size_);
+    if (!ring::IndexRing::init(mem_, capacity)) std::abort();
+    ring_ = ring::IndexRing(mem_);
+    ring::IndexRing::init_record(recs_[0], 1, layout::ClaimRole::Pusher);
+    ring::IndexRing::init_record(recs_[1], 2, layout::ClaimRole::Popper);
+  }
+  ~IndexRingMem() { std::free(mem_); }
+  IndexRingMem(const IndexRingMem&) = delete;
+  IndexRingMem& operator=(const IndexRingMem&) = delete;
+  ring::IndexRing ring() const { return ring_; }
+  layout::ClaimRecord& pusher() { return recs_[0]; }
+  layout::ClaimRecord& popper() { return recs_[1]; }
+
+ private:
+  void* mem_ = nullptr;
+  std::size_t size_ = 0;
+  ring::IndexRing ring_;
+  std::array<layout::ClaimRecord, 2> recs_{};
+};
+
+/// One push and one pop per iteration, one thread: the uncontended cost of the pair.
+void BM_IndexRing_PushPop(benchmark::State& st) {
+  IndexRingMem r(static_cast<std::uint32_t>(st.range(0)));
+  ring::IndexRing sut = r.ring();
+  std::uint32_t v = 0;
+  for (auto _ : st) {
+    if (sut.try_push(v, r.pusher()) != ring::IndexStatus::Ok || sut.try_pop(v, r.popper()) != ring::IndexStatus::Ok) {
+      st.SkipWithError("push/pop failed");
+      break;
+    }
+    benchmark::DoNotOptimize(v);
+    v = (v + 1) & 0xFFFF;
+  }
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+}
+BENCHMARK(BM_IndexRing_PushPop)->Arg(1024);
+
+std::unique_ptr<IndexRingMem> g_index_ring;
+
+/// Thread 0 pushes, thread 1 pops, each pinned to its own CPU; both do `iterations` operations, so
+/// items/s is the one-way throughput. Full/Empty/Busy are retried with a pause.
+void BM_IndexRing_1P1C(benchmark::State& st) {
+  const int t = st.thread_index();
+  PinScope pin(t);
+  if (t == 0) g_index_ring = std::make_unique<IndexRingMem>(static_cast<std::uint32_t>(st.range(0)));
+  std::uint64_t retries = 0;
+  for (auto _ : st) {  // the loop's start is a barrier: thread 1 sees the ring thread 0 made
+    ring::IndexRing sut = g_index_ring->ring();
+    if (t == 0) {
+      while (sut.try_push(7, g_index_ring->pusher()) != ring::IndexStatus::Ok) {
+        ++retries;
+        _mm_pause();
+      }
+    } else {
+      std::uint32_t v = 0;
+      while (sut.try_pop(v, g_index_ring->popper()) != ring::IndexStatus::Ok) {
+        ++retries;
+        _mm_pause();
+      }
+      benchmark::DoNotOptimize(v);
+    }
+  }
+  st.counters["retries_per_op"] = benchmark::Counter(
+      static_cast<double>(retries) / static_cast<double>(std::max<std::int64_t>(1, static_cast<std::int64_t>(st.iterations()))));
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+}
+BENCHMARK(BM_IndexRing_1P1C)->Arg(1024)->Threads(2)->UseRealTime();
 
 BENCHMARK_MAIN();

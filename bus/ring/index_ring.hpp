@@ -1,0 +1,62 @@
+// Non-owning view over an index ring in shared memory (layout: layout/index_ring_layout.hpp):
+// Vyukov's bounded MPMC ring of u32 values, with a claim record per participant so the daemon can
+// repair a position whose claimer died between its head/tail CAS and its cell publish.
+//
+// Push at pos: cell.seq == pos means free -> CAS tail pos -> pos+1, write value, seq = pos + 1.
+// Pop at pos:  cell.seq == pos + 1 means full -> CAS head pos -> pos+1, read value, seq = pos + cap.
+// Around each CAS the participant's ClaimRecord says kPending (before), pos (after the CAS won),
+// kIdle (after publishing), exactly like ProducerEntry::claim_seq on topics.
+//
+// Results: Ok; Full / Empty (true at one instant during the call); Busy: the cell at our position
+// is still held by an older operation that won its CAS but has not published (a slow participant;
+// or a dead one, which the daemon repairs: IndexRingRepair). The caller retries Busy.
+// Pops skip tombstones (kNoValue, left by the repair of a dead push) transparently and count them.
+//
+// Hot path: noexcept, no allocation, no system call. A view is cheap to copy and is used by any
+// number of threads/processes at once; a ClaimRecord must be used by one thread at a time.
+#pragma once
+#include "layout/index_ring_layout.hpp"
+
+#include <string_view>
+
+namespace shmbus::ring {
+
+using layout::ClaimRecord;
+using layout::IndexCell;
+using layout::IndexRingHeader;
+
+enum class IndexStatus { Ok, Full, Empty, Busy };
+
+/// Validates an index ring inside a mapping of `available` bytes from `base`. "" when usable.
+std::string_view check_index_ring(const void* base, std::size_t available) noexcept;
+
+class IndexRing {
+ public:
+  IndexRing() = default;
+  /// A view over an initialised ring (init(), or check_index_ring() on an attached mapping).
+  explicit IndexRing(void* base) noexcept;
+
+  /// Daemon side, before the enclosing region is published: capacity (a power of two within
+  /// [kMinIndexRingCapacity, kMaxIndexRingCapacity]) and every cell free for its first lap.
+  /// Returns false (touching nothing) for a bad capacity. `base` must be 128-byte aligned.
+  static bool init(void* base, std::uint32_t capacity) noexcept;
+  /// Sets up a participant's record (the conductor, before handing the record to its owner).
+  static void init_record(ClaimRecord& r, std::uint32_t owner, layout::ClaimRole role) noexcept;
+
+  /// Pushes `value` (never kNoValue: that is the tombstone). Full: `capacity` values are queued.
+  IndexStatus try_push(std::uint32_t value, ClaimRecord& rec) noexcept;
+  /// Pops the oldest value, skipping tombstones. Empty: nothing pushed is waiting.
+  IndexStatus try_pop(std::uint32_t& value, ClaimRecord& rec) noexcept;
+
+  IndexRingHeader& header() const noexcept { return *hdr_; }
+  IndexCell* cell(std::uint64_t pos) const noexcept { return cells_ + (pos & mask_); }
+  std::uint32_t capacity() const noexcept { return static_cast<std::uint32_t>(mask_ + 1); }
+  bool valid() const noexcept { return hdr_ != nullptr; }
+
+ private:
+  IndexRingHeader* hdr_ = nullptr;
+  IndexCell* cells_ = nullptr;
+  std::uint64_t mask_ = 0;
+};
+
+}  // namespace shmbus::ring
