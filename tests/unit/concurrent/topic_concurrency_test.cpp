@@ -247,6 +247,7 @@ TEST(TopicRingConcurrency_test, RepairerNeverPadsLiveProducersClaimsWhileTheyLap
   std::array<std::uint64_t, kWriters> sent{};
   std::array<bool, kWriters> timed_out{};
   std::latch start(kWriters + 1);
+  std::atomic<bool> repairer_running{false};  // writers begin only once the repairer is sweeping
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
 
   std::vector<std::thread> threads;
@@ -254,6 +255,8 @@ TEST(TopicRingConcurrency_test, RepairerNeverPadsLiveProducersClaimsWhileTheyLap
     threads.emplace_back([&, p] {
       auto sut = mem.writer(/*owner=*/p, /*producer_id=*/p + 1);
       start.arrive_and_wait();
+      // Acquire: pairs with the release store after the repairer's first sweep.
+      while (!repairer_running.load(std::memory_order_acquire)) std::this_thread::yield();
       for (std::uint64_t i = 0; i < kEach; ++i) {
         SlotClaim c;
         ClaimStatus st;
@@ -274,11 +277,13 @@ TEST(TopicRingConcurrency_test, RepairerNeverPadsLiveProducersClaimsWhileTheyLap
     });
   std::uint64_t sweeps = 0, padded = 0;
   start.arrive_and_wait();
-  while (finished.load() < kWriters) {
+  do {
     padded += repairer.sweep(kNobodyDead).padded;
     padded += repairer.tick(kNobodyDead);
     ++sweeps;
-  }
+    // Release: the writers' acquire load; from here they lap the ring while we keep sweeping.
+    repairer_running.store(true, std::memory_order_release);
+  } while (finished.load() < kWriters);
   for (auto& t : threads) t.join();
 
   EXPECT_EQ(padded, 0U);
