@@ -6,6 +6,7 @@
 #include "report.hpp"
 #include "peers.hpp"
 #include "plot.hpp"
+#include "scenario_common.hpp"
 #include "scenarios.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -106,21 +107,6 @@ bool wanted(const Args& a, const std::string& key) {
   return list.find("," + key + ",") != std::string::npos;
 }
 
-int emit(const Report& r, const Args& a) {
-  const std::string json = to_json(r);
-  if (a.json) std::cout << json << "\n";
-  else std::cout << to_table(r);
-  if (!a.out.empty()) {
-    std::ofstream f(a.out);
-    f << json << "\n";
-    if (!f) {
-      std::fprintf(stderr, "shmbus-bench: cannot write %s\n", a.out.c_str());
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /// pingpong: the floor (and --variants) and shmbus with --wait. compare: the 64-byte ping-pong for
 /// every mechanism, each mode measured separately (shmbus spin and park; peers as they come).
 int run_pingpong(const Args& a, const std::string& dir, Report& r) {
@@ -192,7 +178,7 @@ int run(const Args& a) {
   r.clock = init_clock();
   if (const int rc = run_pingpong(a, bus.dir, r); rc != 0) return rc;
   bus.launcher.stop();
-  return emit(r, a);
+  return emit(a, to_table(r), to_json(r));
 }
 
 }  // namespace
