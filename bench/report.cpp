@@ -1,6 +1,7 @@
 #include "report.hpp"
 
 #include "peers.hpp"
+#include "scenario_common.hpp"
 
 #include <cstdio>
 
@@ -100,16 +101,7 @@ std::string to_json(const Report& r) {
         .num("ratio_p99", ratio(bus->one_way.p99, floor->one_way.p99), 3)
         .num("ratio_p999", ratio(bus->one_way.p999, floor->one_way.p999), 3);
   }
-  j.begin("machine")
-      .str("cpu_model", r.machine.cpu_model)
-      .integer("cpus_online", r.machine.cpus_online)
-      .integer("cores", r.machine.cores)
-      .str("kernel", r.machine.kernel)
-      .str("kernel_version", r.machine.kernel_version)
-      .str("arch", r.machine.arch)
-      .str("clocksource", r.machine.clocksource)
-      .str("loadavg", r.machine.loadavg)
-      .end();
+  machine_json(j, r.machine);
   j.end();
   return j.text();
 }
@@ -124,10 +116,7 @@ std::string to_table(const Report& r) {
                 r.args.size, static_cast<unsigned long long>(r.args.iterations), r.args.rounds,
                 static_cast<unsigned long long>(r.args.warmup));
   s += line;
-  std::snprintf(line, sizeof line, "machine : %s, %d CPUs online (%d cores), %s %s, clocksource %s, loadavg %s\n",
-                m.cpu_model.c_str(), m.cpus_online, m.cores, m.kernel.c_str(), m.arch.c_str(), m.clocksource.c_str(),
-                m.loadavg.c_str());
-  s += line;
+  s += machine_line(m);
   s += "clock   : " + r.clock.description + "\n";
   s += std::string("pinning : ") + (r.pinned ? "ping on CPU 0, pong on CPU 1" : "none") + "\n";
   std::snprintf(line, sizeof line,

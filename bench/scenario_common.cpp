@@ -27,18 +27,24 @@ Context make_context(const Args& a, const std::string& daemon_desc) {
   return c;
 }
 
-std::string context_lines(const Context& c) {
-  const auto& m = c.machine;
+std::string machine_line(const Machine& m) {
   char line[512];
   std::snprintf(line, sizeof line, "machine : %s, %d CPUs online (%d cores), %s %s, clocksource %s, loadavg %s\n",
                 m.cpu_model.c_str(), m.cpus_online, m.cores, m.kernel.c_str(), m.arch.c_str(), m.clocksource.c_str(),
                 m.loadavg.c_str());
-  return std::string(line) + "clock   : " + c.clock.description + "\ndaemon  : " + c.daemon + "\n";
+  return line;
+}
+
+std::string context_lines(const Context& c) {
+  return machine_line(c.machine) + "clock   : " + c.clock.description + "\ndaemon  : " + c.daemon + "\n";
 }
 
 void context_json(Json& j, const Context& c) {
   j.str("clock", c.clock.description).num("clock_resolution_ns", c.clock.resolution_ns, 2).str("daemon", c.daemon);
-  const auto& m = c.machine;
+  machine_json(j, c.machine);
+}
+
+void machine_json(Json& j, const Machine& m) {
   j.begin("machine")
       .str("cpu_model", m.cpu_model)
       .integer("cpus_online", m.cpus_online)

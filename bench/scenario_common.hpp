@@ -27,6 +27,10 @@ struct Context {
 
 /// Calibrates the clock (call before forking), probes the machine.
 Context make_context(const Args& a, const std::string& daemon_desc);
+/// "machine : ...\n": the machine line of every human table.
+std::string machine_line(const Machine& m);
+/// The "machine" JSON object of every report.
+void machine_json(Json& j, const Machine& m);
 /// "machine : ...\nclock   : ...\ndaemon  : ...\n" lines for the human table.
 std::string context_lines(const Context& c);
 /// Adds "clock", "clock_resolution_ns", "daemon" and the "machine" object.
