@@ -7,6 +7,7 @@
 // (acquire, with _mm_pause: without it this CPU is slower) and copies the payload out. Same message size, copies and iteration count as shmbus.
 #include "clock.hpp"
 #include "pair.hpp"
+#include "scenario_common.hpp"
 #include "scenarios.hpp"
 
 #include <atomic>
@@ -82,14 +83,8 @@ struct Side {
 template <FloorKind K>
 std::vector<std::uint64_t> run_kind(const Args& a, bool pin) {
   const std::size_t block = (kPayloadOffset + a.size + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
-  void* mem = ::mmap(nullptr, 2 * block, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (mem == MAP_FAILED) throw std::runtime_error(std::string("mmap: ") + std::strerror(errno));
-  struct Unmap {
-    void* p;
-    std::size_t n;
-    ~Unmap() { ::munmap(p, n); }
-  } unmap{mem, 2 * block};
-  auto* base = static_cast<std::byte*>(mem);
+  const SharedMem mem(2 * block);  // shared with the pong process forked below
+  std::byte* base = mem.data();
   const Block ping{new (base) std::atomic<std::uint64_t>(0), base + kPayloadOffset};
   const Block pong{new (base + block) std::atomic<std::uint64_t>(0), base + block + kPayloadOffset};
   const std::uint64_t total = a.warmup + a.iterations;

@@ -6,6 +6,7 @@
 #include "clock.hpp"
 #include "pair.hpp"
 #include "peers/peer_util.hpp"
+#include "scenario_common.hpp"
 #include "scenarios.hpp"
 
 #include <atomic>
@@ -59,10 +60,8 @@ struct Side {
 
 std::vector<std::uint64_t> run(const Args& a, bool pin) {
   const std::size_t block = (kPayloadOffset + a.size + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
-  void* mem = ::mmap(nullptr, 2 * block, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-  if (mem == MAP_FAILED) throw_errno("futex: mmap");
-  OnExit unmap{[&] { ::munmap(mem, 2 * block); }};
-  auto* base = static_cast<std::byte*>(mem);
+  const SharedMem mem(2 * block);  // shared with the pong process forked below
+  std::byte* base = mem.data();
   const Block ping{new (base) std::atomic<std::uint32_t>(0), base + kPayloadOffset};
   const Block pong{new (base + block) std::atomic<std::uint32_t>(0), base + block + kPayloadOffset};
   const std::uint64_t total = a.warmup + a.iterations;
