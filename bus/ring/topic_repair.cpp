@@ -18,11 +18,7 @@ bool TopicRepairer::pad(SlotHeader* s, std::uint64_t expected, std::uint64_t seq
   auto& h = ring_.header();
   // Relaxed: statistics only.
   h.holes_repaired.fetch_add(1, std::memory_order_relaxed);
-  if (h.waiters.load(std::memory_order_seq_cst) != 0) {
-    // Release: a woken parker's acquire load of notify_seq sees it changed.
-    h.notify_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(h.notify_seq);
-  }
+  wake_parked(h);
   return true;
 }
 

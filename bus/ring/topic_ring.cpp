@@ -91,18 +91,22 @@ ClaimStatus TopicWriter::claim(std::uint32_t length, SlotClaim& out, std::uint32
   return ClaimStatus::Ok;
 }
 
-void TopicWriter::publish(SlotHeader* s, std::uint64_t stamp) noexcept {
-  auto& h = ring_.header();
-  // SYNC: seq_cst exchange — release pairs with readers' acquire load of the stamp (payload and
-  // header fields visible); seq_cst orders it before the waiters load below, the other half of
-  // the parker's seq_cst waiters increment + stamp re-check (Dekker): either we see the waiter,
-  // or the waiter sees our stamp.
-  s->stamp.exchange(stamp, std::memory_order_seq_cst);
+void wake_parked(TopicHeader& h) noexcept {
+  // SYNC: seq_cst load — the other half of the parker's seq_cst waiters increment + stamp
+  // re-check (Dekker), after the caller's seq_cst stamp publish: either we see the waiter, or
+  // the waiter sees the stamp.
   if (h.waiters.load(std::memory_order_seq_cst) != 0) {
     // Release: a woken parker's acquire load of notify_seq sees it changed.
     h.notify_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(h.notify_seq);
   }
+}
+
+void TopicWriter::publish(SlotHeader* s, std::uint64_t stamp) noexcept {
+  // SYNC: seq_cst exchange — release pairs with readers' acquire load of the stamp (payload and
+  // header fields visible); seq_cst orders it before wake_parked's waiters load (Dekker).
+  s->stamp.exchange(stamp, std::memory_order_seq_cst);
+  wake_parked(ring_.header());
 }
 
 void TopicWriter::commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns) noexcept {

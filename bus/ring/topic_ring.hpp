@@ -51,6 +51,10 @@ class TopicRing {
   std::uint32_t max_payload_ = 0;
 };
 
+/// The publisher's half of the parking handshake, after a seq_cst publish of a slot stamp: wakes
+/// parked readers if any; no system call when nobody is parked.
+void wake_parked(TopicHeader& h) noexcept;
+
 enum class ClaimStatus { Ok, TooLarge, Stalled };
 
 struct SlotClaim {
