@@ -22,12 +22,34 @@ struct ClientDied {
 struct TopicRemoved {
   std::uint32_t dest_id;  // the janitor drops its mapping; the last owner unlinks the shm
 };
-using JanitorCommand = std::variant<TopicCreated, ClientDied, TopicRemoved>;
+struct QueueCreated {
+  std::uint32_t dest_id;
+  std::string uri;
+  std::shared_ptr<OwnedShm> shm;
+};
+struct QueueEntryClosed {
+  std::uint32_t dest_id;
+  bool producer;
+  std::uint32_t entry;  // its state is 2 (closing): the janitor reclaims what it held, then frees it
+};
+struct DlqReady {
+  std::uint32_t dest_id;
+  std::uint32_t dlq_id;  // 0: it could not be created
+};
+using JanitorCommand = std::variant<TopicCreated, ClientDied, TopicRemoved, QueueCreated, QueueEntryClosed, DlqReady>;
 
 // janitor -> conductor
 struct ClientReleased {
   std::uint32_t client_index;  // every hole it left is padded; the index may be reused
 };
-using ConductorCommand = std::variant<ClientReleased>;
+struct QueueEntryReleased {
+  std::uint32_t dest_id;
+  bool producer;
+  std::uint32_t entry;  // free again: may be handed out
+};
+struct CreateDlq {
+  std::uint32_t dest_id;  // a queue has its first dead letter: create queue://DLQ.NAME
+};
+using ConductorCommand = std::variant<ClientReleased, QueueEntryReleased, CreateDlq>;
 
 }  // namespace shmbus::daemon

@@ -143,6 +143,18 @@ void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
     // again only by this thread. A dead client's producer entry may be freed at once: the janitor
     // treats claims that no live entry names as dead, and the client index is not reused before
     // the janitor has swept the slots it was writing.
+    if (d.queue) {
+      // The janitor takes back what the entry held (its unacked deliveries, unsent slots) and
+      // then frees it; until QueueEntryReleased nobody else gets the entry. Release: the
+      // janitor's and the ring repair's acquire loads see "closing" (not live).
+      const bool producer = e.role == control::Role::Producer;
+      (producer ? d.producer_owner : d.subscriber_owner)[e.entry_index] = -2;
+      if (producer) d.qring.producer(e.entry_index)->state.store(2, std::memory_order_release);
+      else d.qring.consumer(e.entry_index)->state.store(2, std::memory_order_release);
+      janitor_.inbox().enqueue(QueueEntryClosed{d.id, producer, e.entry_index});
+      info(describe(c) + " closed " + (producer ? "producer " : "consumer ") + std::to_string(e.endpoint_id) + " on " + uri);
+      return;
+    }
     if (e.role == control::Role::Producer) {
       d.producer_owner[e.entry_index] = -1;
       d.ring.producer(e.entry_index)->state.store(0, std::memory_order_release);
@@ -211,6 +223,14 @@ void Conductor::drain_inbox() {
   (void)!::read(wake_fd_.get(), &v, sizeof v);
   ConductorCommand cmd;
   while (inbox_.try_dequeue(cmd)) {
+    if (auto* q = std::get_if<QueueEntryReleased>(&cmd)) {
+      if (Dest* d = find_dest(q->dest_id)) (q->producer ? d->producer_owner : d->subscriber_owner)[q->entry] = -1;
+      continue;
+    }
+    if (auto* q = std::get_if<CreateDlq>(&cmd)) {
+      create_dlq(q->dest_id);
+      continue;
+    }
     const auto idx = std::get<ClientReleased>(cmd).client_index;
     auto& e = layout::client_table(region_)[idx];
     // Relaxed generation bump, then release state: a reader that sees Free sees the new generation.

@@ -7,6 +7,7 @@
 #include "control/socket.hpp"
 #include "janitor.hpp"
 #include "layout/region_layout.hpp"
+#include "ring/queue_ring.hpp"
 #include "shm_store.hpp"
 
 #include <map>
@@ -60,8 +61,13 @@ class Conductor {
     std::shared_ptr<OwnedShm> shm;
     ring::TopicRing ring;
     std::vector<std::int64_t> subscriber_owner;  // per subscriber entry: client index or -1
-    std::vector<std::int64_t> producer_owner;    // per producer entry: client index or -1
-    std::uint64_t unused_since_ns = 0;           // 0 while any endpoint is open
+    std::vector<std::int64_t> producer_owner;    // per producer entry: client index, -1 free, -2 being reclaimed
+    std::uint64_t unused_since_ns = 0;           // 0 while any endpoint is open (topics only)
+    // Queues
+    bool queue = false;
+    ring::QueueRing qring;
+    std::string name;
+    std::uint32_t dlq_id = 0;  // its dead-letter queue, once created
   };
 
   void accept_client();
@@ -74,6 +80,11 @@ class Conductor {
   void on_close(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_stat(Client& c, std::uint32_t id);
   Dest& find_or_create(const std::string& uri, const std::string& name, const control::OpenDest& m);
+  Dest& create_queue(const std::string& uri, const std::string& name, const control::OpenDest& m);
+  Dest* find_dest(std::uint32_t dest_id);
+  void open_queue_entry(Client& c, Dest& d, const control::OpenDest& m, Endpoint& e, control::OpenOk& ok);
+  void create_dlq(std::uint32_t dest_id);
+  DestinationStats queue_stats(const Dest& d, std::map<std::uint32_t, int>& pid_of) const;
   void release_endpoint(const Client& c, const Endpoint& e);
   void mark_if_unused(Dest& d);
   /// Removes topics unused for idle_topic_ns; returns ms until the next one expires (-1: none).

@@ -8,7 +8,16 @@ namespace shmbus::daemon {
 
 Janitor::Janitor(layout::RegionHeader* region, JanitorConfig cfg,
                  moodycamel::ConcurrentQueue<ConductorCommand>& to_conductor, std::function<void()> wake_conductor)
-    : region_(region), cfg_(cfg), to_conductor_(to_conductor), wake_conductor_(std::move(wake_conductor)) {}
+    : region_(region),
+      cfg_(cfg),
+      to_conductor_(to_conductor),
+      wake_conductor_(std::move(wake_conductor)),
+      queues_(
+          [this](std::uint32_t dest_id) {
+            to_conductor_.enqueue(CreateDlq{dest_id});
+            wake_conductor_();
+          },
+          common::mono_ns()) {}
 
 Janitor::~Janitor() { stop(); }
 
@@ -35,6 +44,26 @@ void Janitor::handle(JanitorCommand& c) {
   }
   if (auto* r = std::get_if<TopicRemoved>(&c)) {
     std::erase_if(topics_, [&](const Topic& t) { return t.dest_id == r->dest_id; });
+    queues_.remove(r->dest_id);
+    return;
+  }
+  if (auto* q = std::get_if<QueueCreated>(&c)) {
+    queues_.add(q->dest_id, q->uri, ring::QueueRing(q->shm->base()), q->shm);
+    return;
+  }
+  if (auto* d = std::get_if<DlqReady>(&c)) {
+    queues_.set_dlq(d->dest_id, d->dlq_id);
+    return;
+  }
+  if (auto* e = std::get_if<QueueEntryClosed>(&c)) {
+    const auto r = queues_.release(e->dest_id, e->producer, e->entry);
+    if (r.redelivered + r.freed + r.reannounced + r.ring_repairs != 0)
+      info("queue " + std::to_string(e->dest_id) + (e->producer ? " producer" : " consumer") + " entry " +
+           std::to_string(e->entry) + " released: " + std::to_string(r.redelivered) + " redelivered, " +
+           std::to_string(r.freed) + " unsent freed, " + std::to_string(r.reannounced) + " re-announced, " +
+           std::to_string(r.ring_repairs) + " ring cell(s) repaired");
+    to_conductor_.enqueue(QueueEntryReleased{e->dest_id, e->producer, e->entry});
+    wake_conductor_();
     return;
   }
   const auto dead = std::get<ClientDied>(c).client_index;
@@ -59,15 +88,16 @@ void Janitor::scan_all() {
 }
 
 void Janitor::run() {
-  const auto tick = std::chrono::nanoseconds(cfg_.tick_ns);
   // Relaxed: see stop().
   while (!stop_.load(std::memory_order_relaxed)) {
+    const auto tick = std::chrono::nanoseconds(queues_.queues() != 0 ? cfg_.queue_tick_ns : cfg_.tick_ns);
     JanitorCommand cmd;
     if (inbox_.wait_dequeue_timed(cmd, std::chrono::duration_cast<std::chrono::microseconds>(tick))) {
       handle(cmd);
       while (inbox_.try_dequeue(cmd)) handle(cmd);
     }
     scan_all();
+    queues_.tick(common::mono_ns());
     // Relaxed: the heartbeat is informational (stat, debugging).
     region_->heartbeat_ns.store(common::mono_ns(), std::memory_order_relaxed);
   }

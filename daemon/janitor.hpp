@@ -4,6 +4,7 @@
 #pragma once
 #include "commands.hpp"
 #include "layout/region_layout.hpp"
+#include "queue_agent.hpp"
 #include "ring/topic_repair.hpp"
 
 #include <atomic>
@@ -16,7 +17,8 @@
 namespace shmbus::daemon {
 
 struct JanitorConfig {
-  std::uint64_t tick_ns = 5'000'000;  // period of the repair scan
+  std::uint64_t tick_ns = 5'000'000;        // period of the repair scan
+  std::uint64_t queue_tick_ns = 1'000'000;  // period while any queue exists (timers, ack timeouts)
 };
 
 class Janitor {
@@ -46,6 +48,7 @@ class Janitor {
   moodycamel::ConcurrentQueue<ConductorCommand>& to_conductor_;
   std::function<void()> wake_conductor_;
   std::vector<Topic> topics_;
+  QueueAgent queues_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -84,8 +84,79 @@ void Conductor::on_hello(Client& c, const std::vector<std::uint8_t>& body, std::
   reply(c, MsgType::HelloOk, control::encode(ok), id);
 }
 
+Conductor::Dest* Conductor::find_dest(std::uint32_t dest_id) {
+  for (auto& [uri, d] : dests_)
+    if (d.id == dest_id) return &d;
+  return nullptr;
+}
+
+Conductor::Dest& Conductor::create_queue(const std::string& uri, const std::string& name, const control::OpenDest& m) {
+  if (m.capacity < layout::kMinQueueSlots || m.capacity > layout::kMaxQueueSlots || (m.capacity & (m.capacity - 1)) != 0)
+    throw Error(ErrorCode::InvalidArgument, "queue capacity " + std::to_string(m.capacity) + " must be a power of two in [" +
+                                                std::to_string(layout::kMinQueueSlots) + ", " +
+                                                std::to_string(layout::kMaxQueueSlots) + "]");
+  if (m.max_message_size < 1 || m.max_message_size > layout::kMaxPayload)
+    throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(m.max_message_size) +
+                                                " must be in [1, " + std::to_string(layout::kMaxPayload) + "]");
+  if (m.max_deliveries > layout::QWord::kMaxCount)
+    throw Error(ErrorCode::InvalidArgument, "max deliveries " + std::to_string(m.max_deliveries) + " must be at most " +
+                                                std::to_string(layout::QWord::kMaxCount));
+  const auto g = layout::queue_geometry(m.capacity, m.max_message_size);
+  if (g.total > layout::kMaxTopicBytes)
+    throw Error(ErrorCode::LimitExceeded, uri + " would need " + std::to_string(g.total) + " bytes of shared memory (" +
+                                              std::to_string(m.capacity) + " slots x " + std::to_string(g.slot_size) +
+                                              " bytes); the limit is 4 GiB: lower capacity or max message size");
+  Dest d;
+  d.id = next_dest_id_++;
+  d.uri = uri;
+  d.name = name;
+  d.queue = true;
+  d.shm = std::make_shared<OwnedShm>(common::dest_shm_name(cfg_.dir, d.id), g.total);
+  ring::QueueConfig qc;
+  qc.slot_count = m.capacity;
+  qc.max_payload = m.max_message_size;
+  qc.dest_id = d.id;
+  qc.max_deliveries = m.max_deliveries;
+  qc.redelivery_delay_ns = m.redelivery_delay_ns;
+  qc.flags = m.queue_flags & (layout::kQueueDlqEnabled | layout::kQueueExpiredToDlq | layout::kQueueIsDlq);
+  qc.name = name;
+  if (!ring::QueueRing::init(d.shm->base(), d.shm->size(), qc))
+    throw Error(ErrorCode::Internal, uri + ": the queue layout could not be initialised");
+  d.qring = ring::QueueRing(d.shm->base());
+  d.subscriber_owner.assign(layout::kQueueMaxConsumers, -1);
+  d.producer_owner.assign(layout::kQueueMaxProducers, -1);
+  janitor_.inbox().enqueue(QueueCreated{d.id, uri, d.shm});
+  info("created " + uri + ": " + std::to_string(m.capacity) + " messages x " + std::to_string(m.max_message_size) +
+       " bytes max (" + std::to_string(g.total >> 10) + " KiB shared memory), max deliveries " +
+       (m.max_deliveries ? std::to_string(m.max_deliveries) : std::string("unlimited")) +
+       ((qc.flags & layout::kQueueIsDlq) ? ", dead-letter queue" : ""));
+  return dests_.emplace(uri, std::move(d)).first->second;
+}
+
+void Conductor::create_dlq(std::uint32_t dest_id) {
+  Dest* q = find_dest(dest_id);
+  if (q == nullptr || !q->queue) return;
+  std::uint32_t dlq_id = 0;
+  try {
+    control::OpenDest m;
+    m.kind = static_cast<std::uint8_t>(Destination::Kind::Queue);
+    m.capacity = q->qring.slot_count();
+    m.max_message_size = q->qring.max_payload();
+    m.queue_flags = layout::kQueueIsDlq;
+    const std::string name = "DLQ." + q->name;
+    const std::string uri = "queue://" + name;
+    Dest& d = find_or_create(uri, name, m);
+    dlq_id = d.id;
+    q->dlq_id = dlq_id;
+  } catch (const Error& e) {
+    warn(q->uri + ": its dead-letter queue could not be created (" + e.what() + "); dead letters are dropped");
+  }
+  janitor_.inbox().enqueue(DlqReady{dest_id, dlq_id});
+}
+
 Conductor::Dest& Conductor::find_or_create(const std::string& uri, const std::string& name, const control::OpenDest& m) {
   if (auto it = dests_.find(uri); it != dests_.end()) return it->second;
+  if (m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue)) return create_queue(uri, name, m);
   if (m.capacity < layout::kMinSlots || m.capacity > layout::kMaxSlots || (m.capacity & (m.capacity - 1)) != 0)
     throw Error(ErrorCode::InvalidArgument, "capacity " + std::to_string(m.capacity) + " must be a power of two in [" +
                                                 std::to_string(layout::kMinSlots) + ", " + std::to_string(layout::kMaxSlots) + "]");
@@ -128,14 +199,19 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   control::Reader r(body);
   control::OpenDest m;
   control::decode(r, m);
-  if (m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue))
-    throw Error(ErrorCode::Unsupported, "queue://" + m.name + ": queues are not available in this version; use topic://NAME");
-  if (m.kind != static_cast<std::uint8_t>(Destination::Kind::Topic))
+  const bool queue = m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue);
+  if (!queue && m.kind != static_cast<std::uint8_t>(Destination::Kind::Topic))
     throw Error(ErrorCode::BadDestination, "unknown destination kind " + std::to_string(m.kind));
-  if (m.role != control::Role::Producer && m.role != control::Role::Consumer)
+  if (m.role != control::Role::Producer && m.role != control::Role::Consumer && !(queue && m.role == control::Role::Browser))
     throw Error(ErrorCode::ProtocolError, "unknown endpoint role " + std::to_string(static_cast<int>(m.role)));
-  const auto dest = Destination::parse("topic://" + m.name);  // validates the name
+  const auto dest = Destination::parse((queue ? "queue://" : "topic://") + m.name);  // validates the name
+  if (queue && m.name.size() > 60)
+    throw Error(ErrorCode::BadDestination, "'" + dest.uri() + "': a queue name is at most 60 characters (its dead-letter queue is DLQ.NAME)");
+  if (queue && m.ack_mode > static_cast<std::uint8_t>(AckMode::Transacted))
+    throw Error(ErrorCode::InvalidArgument, "unknown acknowledgement mode " + std::to_string(m.ack_mode));
   Dest& d = find_or_create(dest.uri(), dest.name(), m);
+  if (d.queue != queue)
+    throw Error(ErrorCode::BadDestination, "'" + dest.uri() + "' exists as another kind of destination");
   Endpoint e;
   e.dest_id = d.id;
   d.unused_since_ns = 0;
@@ -144,18 +220,27 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   ok.dest_id = d.id;
   ok.shm_name = d.shm->name();
   ok.shm_size = d.shm->size();
+  if (m.role == control::Role::Browser) {  // maps the queue; no entry, nothing to close
+    ok.entry_index = 0;
+    ok.endpoint_id = 0;
+    reply(c, MsgType::OpenOk, control::encode(ok), id);
+    return;
+  }
   const bool consumer = m.role == control::Role::Consumer;
   auto& owners = consumer ? d.subscriber_owner : d.producer_owner;
   std::uint32_t idx = 0;
-  while (idx < owners.size() && owners[idx] >= 0) ++idx;
+  while (idx < owners.size() && owners[idx] != -1) ++idx;  // -2: still being reclaimed
   if (idx == owners.size())
     throw Error(ErrorCode::LimitExceeded, d.uri + " already has " + std::to_string(owners.size()) +
-                                              (consumer ? " subscribers" : " producers") + " (the per-topic limit)");
+                                              (consumer ? (d.queue ? " consumers" : " subscribers") : " producers") +
+                                              " (the per-destination limit)");
   owners[idx] = *c.index;
   e.entry_index = idx;
   e.endpoint_id = next_endpoint_id_++;
   ok.entry_index = idx;
-  if (consumer) {
+  if (d.queue) {
+    open_queue_entry(c, d, m, e, ok);
+  } else if (consumer) {
     auto* se = d.ring.subscriber(idx);
     // Acquire: the subscriber starts at a tail at least as new as any claim made before now.
     const auto start = d.ring.header().tail.load(std::memory_order_acquire);
@@ -180,6 +265,34 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   info(describe(c) + " opened " + (m.role == control::Role::Producer ? "producer " : "consumer ") +
        std::to_string(e.endpoint_id) + " on " + d.uri);
   reply(c, MsgType::OpenOk, control::encode(ok), id);
+}
+
+void Conductor::open_queue_entry(Client& c, Dest& d, const control::OpenDest& m, Endpoint& e, control::OpenOk& ok) {
+  (void)ok;
+  if (m.role == control::Role::Consumer) {
+    auto* ce = d.qring.consumer(e.entry_index);
+    ce->client_index = *c.index;
+    ce->consumer_id = e.endpoint_id;
+    ce->ack_mode = m.ack_mode;
+    ce->ack_timeout_ns = m.ack_timeout_ns;
+    // Relaxed: published by the release store of state below.
+    ce->held.store(layout::kQueueNoSlot, std::memory_order_relaxed);
+    ce->fifo_head.store(0, std::memory_order_relaxed);
+    ce->fifo_tail.store(0, std::memory_order_relaxed);
+    ce->received.store(0, std::memory_order_relaxed);
+    ce->acked.store(0, std::memory_order_relaxed);
+    // Release: the janitor and the ring repair see the fields above with state 1 (live).
+    ce->state.store(1, std::memory_order_release);
+  } else {
+    auto* pe = d.qring.producer(e.entry_index);
+    pe->client_index = *c.index;
+    pe->producer_id = e.endpoint_id;
+    // Relaxed: published by the release store of state below.
+    pe->held.store(layout::kQueueNoSlot, std::memory_order_relaxed);
+    pe->sent.store(0, std::memory_order_relaxed);
+    // Release: as above.
+    pe->state.store(1, std::memory_order_release);
+  }
 }
 
 void Conductor::on_close(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
@@ -210,6 +323,10 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
     pid_of[*cl.index] = cl.pid;
   }
   for (const auto& [uri, d] : dests_) {
+    if (d.queue) {
+      s.destinations.push_back(queue_stats(d, pid_of));
+      continue;
+    }
     DestinationStats ds;
     const auto& h = d.ring.header();
     ds.uri = uri;
@@ -237,6 +354,48 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
     s.destinations.push_back(std::move(ds));
   }
   reply(c, MsgType::StatOk, control::encode(s), id);
+}
+
+DestinationStats Conductor::queue_stats(const Dest& d, std::map<std::uint32_t, int>& pid_of) const {
+  DestinationStats ds;
+  const auto& h = d.qring.header();
+  ds.uri = d.uri;
+  ds.dest_id = d.id;
+  ds.capacity = h.slot_count;
+  ds.max_message_size = h.max_payload;
+  ds.producers = static_cast<std::uint32_t>(
+      std::count_if(d.producer_owner.begin(), d.producer_owner.end(), [](std::int64_t o) { return o >= 0; }));
+  ds.shm_bytes = d.shm->size();
+  for (std::uint32_t i = 0; i < h.slot_count; ++i) {
+    // Relaxed: a statistics snapshot; each word is read once.
+    const auto st = layout::QWord::state(d.qring.slot(i)->state.load(std::memory_order_relaxed));
+    if (st == layout::QState::Ready || st == layout::QState::Scheduled) ++ds.depth;
+    if (st == layout::QState::Scheduled) ++ds.scheduled;
+    if (st == layout::QState::Delivered) ++ds.in_flight;
+  }
+  // Relaxed: statistics.
+  ds.redelivered = h.redelivered.load(std::memory_order_relaxed);
+  ds.dead_lettered = h.dead_lettered.load(std::memory_order_relaxed);
+  ds.expired = h.expired.load(std::memory_order_relaxed);
+  ds.ack_timeouts = h.ack_timeouts.load(std::memory_order_relaxed);
+  ds.dropped = h.dropped.load(std::memory_order_relaxed);
+  std::uint64_t sent = 0;
+  for (std::uint32_t i = 0; i < d.producer_owner.size(); ++i) sent += d.qring.producer(i)->sent.load(std::memory_order_relaxed);
+  ds.tail = sent;
+  if ((h.flags & layout::kQueueDlqEnabled) != 0 && (h.flags & layout::kQueueIsDlq) == 0) ds.dlq = "queue://DLQ." + d.name;
+  for (std::uint32_t i = 0; i < d.subscriber_owner.size(); ++i) {
+    if (d.subscriber_owner[i] < 0) continue;
+    const auto* ce = d.qring.consumer(i);
+    SubscriberStats ss;
+    ss.consumer_id = ce->consumer_id;
+    ss.client_index = static_cast<std::uint32_t>(d.subscriber_owner[i]);
+    ss.pid = pid_of[ss.client_index];
+    ss.received = ce->received.load(std::memory_order_relaxed);
+    ss.acked = ce->acked.load(std::memory_order_relaxed);
+    ss.ack_mode = to_string(static_cast<AckMode>(ce->ack_mode));
+    ds.subscribers.push_back(ss);
+  }
+  return ds;
 }
 
 }  // namespace shmbus::daemon

@@ -1,3 +1,5 @@
+#include "client/endpoints.hpp"
+#include "ring/queue_ring.hpp"
 #include "client/connection_impl.hpp"
 #include "common/paths.hpp"
 #include "ring/topic_ring.hpp"
@@ -76,7 +78,8 @@ std::shared_ptr<Mapping> ConnectionImpl::map_dest(std::uint32_t dest_id, const s
   std::lock_guard lk(mu);
   if (auto m = dest_maps[dest_id].lock()) return m;
   auto m = map_existing(shm, size);
-  const auto err = ring::check_topic(m->base(), m->size());
+  const bool queue = m->size() >= sizeof(std::uint64_t) && *static_cast<const std::uint64_t*>(m->base()) == layout::kQueueMagic;
+  const auto err = queue ? ring::check_queue(m->base(), m->size()) : ring::check_topic(m->base(), m->size());
   if (!err.empty()) throw Error(ErrorCode::VersionMismatch, "destination shared memory '" + shm + "': " + std::string(err));
   dest_maps[dest_id] = m;
   return m;
@@ -127,9 +130,14 @@ Connection ConnectionFactory::create_connection() const {
 Connection::~Connection() {
   if (impl_) impl_->close();
 }
-Session Connection::create_session() {
+Session Connection::create_session(AckMode mode) {
   if (!impl_ || impl_->closed.load(std::memory_order_relaxed)) throw Error(ErrorCode::Closed, "the connection is closed");
-  return Session(impl_);
+  if (static_cast<unsigned>(mode) > static_cast<unsigned>(AckMode::Transacted))
+    throw Error(ErrorCode::InvalidArgument, "unknown acknowledgement mode " + std::to_string(static_cast<unsigned>(mode)));
+  auto s = std::make_shared<detail::SessionImpl>();
+  s->conn = impl_;
+  s->mode = mode;
+  return Session(std::move(s));
 }
 bool Connection::daemon_alive() const noexcept { return impl_ && impl_->alive(); }
 BusStats Connection::stats() const {

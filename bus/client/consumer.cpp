@@ -16,6 +16,7 @@ constexpr std::uint64_t kParkSliceNs = 20'000'000;
 }  // namespace
 
 ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
+  if (queue) return poll_queue(out);
   ring::ReadMeta meta;
   std::uint64_t lost = 0;
   switch (reader.poll(buf.data(), meta, lost)) {
@@ -36,6 +37,23 @@ ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
 }
 
 bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
+  if (queue) {
+    const auto& q = qreader.ring();
+    auto& qh = q.header();
+    // Acquire: pairs with the producer's release increment (see the topic case below).
+    const std::uint32_t seen = qh.notify_seq.load(std::memory_order_acquire);
+    // SYNC: the parker's Dekker half (QueueRing::wake_consumers is the other): count ourselves,
+    // fence, then look at the rings.
+    qh.waiters.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!q.any_ready()) {
+      const std::uint64_t now = common::mono_ns();
+      if (now < deadline_ns) ring::futex_wait(qh.notify_seq, seen, std::chrono::nanoseconds(std::min(deadline_ns - now, kParkSliceNs)));
+    }
+    // Relaxed: the count only gates whether producers call futex_wake.
+    qh.waiters.fetch_sub(1, std::memory_order_relaxed);
+    return conn->alive();
+  }
   auto& h = reader.ring().header();
   // Acquire: pairs with the producer's release increment; read BEFORE re-checking the ring so a
   // commit after our check changes the word and futex_wait returns at once.

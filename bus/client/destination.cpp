@@ -39,6 +39,7 @@ Destination Destination::parse(std::string_view uri) {
 std::string Destination::uri() const { return (kind_ == Kind::Topic ? "topic://" : "queue://") + name_; }
 
 Topic::Topic(std::string name) : Destination(Kind::Topic, name) { check_name("topic://" + name, name); }
+Queue::Queue(std::string name) : Destination(Kind::Queue, name) { check_name("queue://" + name, name); }
 
 const char* to_string(ErrorCode c) noexcept {
   switch (c) {
@@ -67,6 +68,9 @@ const char* to_string(Status s) noexcept {
     case Status::DaemonGone: return "daemon-gone";
     case Status::Closed: return "closed";
     case Status::Stalled: return "stalled";
+    case Status::QueueFull: return "queue-full";
+    case Status::WindowFull: return "window-full";
+    case Status::AckTooLate: return "ack-too-late";
   }
   return "unknown";
 }

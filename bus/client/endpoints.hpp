@@ -1,6 +1,7 @@
-// Client-side producer and consumer state (the pimpl behind MessageProducer / MessageConsumer).
+// Client-side producer, consumer, session and browser state (the pimpls behind the public API).
 #pragma once
 #include "client/connection_impl.hpp"
+#include "ring/queue_ring.hpp"
 #include "ring/topic_ring.hpp"
 
 #include <vector>
@@ -9,12 +10,29 @@ namespace shmbus::detail {
 
 inline constexpr std::uint64_t kCheckEveryNoWait = 4096;
 
+struct ProducerImpl;
+struct ConsumerImpl;
+
+/// One Session: its ack mode and the queue endpoints whose acks/sends it settles together.
+struct SessionImpl {
+  std::shared_ptr<ConnectionImpl> conn;
+  AckMode mode = AckMode::Auto;
+  std::vector<ConsumerImpl*> consumers;  // queue consumers open in this session
+  std::vector<ProducerImpl*> producers;  // queue producers open in this session
+  std::uint64_t ack_all() noexcept;
+  std::uint64_t give_back_all() noexcept;
+};
+
 struct EndpointBase {
   std::shared_ptr<ConnectionImpl> conn;
   std::shared_ptr<Mapping> map;
+  std::shared_ptr<SessionImpl> session;
   std::uint32_t dest_id = 0;
   std::uint32_t id = 0;
   bool closed = false;
+  virtual ~EndpointBase() = default;
+  /// Settles what the session must settle before the daemon reclaims the rest (queues).
+  virtual void before_close() noexcept {}
   /// Tells the daemon we are gone (best effort: a dead daemon needs no telling).
   void close_endpoint() noexcept;
   bool usable() const noexcept { return !closed && !conn->closed.load(std::memory_order_relaxed); }
@@ -25,6 +43,20 @@ struct ProducerImpl : EndpointBase {
   bool timestamps = true;
   std::uint64_t stall_timeout_ns = 0;
   Status claim_slot(std::uint32_t length, ring::SlotClaim& c) noexcept;
+  // Queues
+  bool queue = false;
+  ring::QueueWriter qwriter;
+  ProducerOptions opts;
+  std::uint64_t sequence = 0;
+  std::vector<std::pair<std::uint32_t, ring::QueueSendMeta>> pending;  // transacted, until commit
+  /// A free slot, waiting (FullPolicy::Block) up to send_timeout.
+  Status acquire(std::uint32_t& slot) noexcept;
+  ring::QueueSendMeta meta(std::uint32_t length, const SendOptions& o) noexcept;
+  /// Publishes now, or keeps it for commit (transacted).
+  void publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept;
+  Status queue_send(std::span<const std::byte> body, const SendOptions& o) noexcept;
+  void before_close() noexcept override;
+  std::uint32_t max_payload() const noexcept { return queue ? qwriter.ring().max_payload() : writer.ring().max_payload(); }
 };
 
 struct ConsumerImpl : EndpointBase {
@@ -36,6 +68,24 @@ struct ConsumerImpl : EndpointBase {
   ReceiveResult poll(Message& out) noexcept;
   ReceiveResult wait_and_poll(Message& out, std::chrono::nanoseconds timeout) noexcept;
   bool park(std::uint64_t deadline_ns) noexcept;
+  // Queues
+  bool queue = false;
+  ring::QueueReader qreader;
+  std::uint32_t since_flush = 0;  // DupsOk: receipts since the last batch ack
+  ReceiveResult poll_queue(Message& out) noexcept;
+  Status acknowledge(std::uint32_t slot, std::uint64_t word) noexcept;
+  void before_close() noexcept override;
+};
+
+struct BrowserImpl {
+  std::shared_ptr<ConnectionImpl> conn;
+  std::shared_ptr<Mapping> map;
+  ring::QueueRing q;
+  std::vector<std::byte> buf;
+  std::uint32_t prio = layout::kPriorities;  // ring being walked + 1 (0: done)
+  std::uint64_t pos = 0, end = 0;
+  bool started = false;
+  bool next(Message& out) noexcept;
 };
 
 }  // namespace shmbus::detail

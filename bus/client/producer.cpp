@@ -9,6 +9,7 @@ namespace detail {
 
 void EndpointBase::close_endpoint() noexcept {
   if (closed) return;
+  if (!conn->closed.load(std::memory_order_relaxed)) before_close();
   closed = true;
   if (!conn->alive()) return;
   try {
@@ -56,6 +57,7 @@ MessageProducer::~MessageProducer() {
 
 Status MessageProducer::send(std::span<const std::byte> body) noexcept {
   if (!impl_ || !impl_->usable()) return Status::Closed;
+  if (impl_->queue) return impl_->queue_send(body, SendOptions{});
   if (body.size() > impl_->writer.ring().max_payload()) return Status::MessageTooLarge;
   ring::SlotClaim c;
   const auto len = static_cast<std::uint32_t>(body.size());
@@ -69,11 +71,30 @@ Status MessageProducer::send(std::string_view text) noexcept {
   return send(std::as_bytes(std::span<const char>(text.data(), text.size())));
 }
 
+Status MessageProducer::send(std::span<const std::byte> body, const SendOptions& o) noexcept {
+  if (!impl_ || !impl_->usable()) return Status::Closed;
+  if (impl_->queue) return impl_->queue_send(body, o);
+  return send(body);
+}
+
+Status MessageProducer::send(std::string_view text, const SendOptions& o) noexcept {
+  return send(std::as_bytes(std::span<const char>(text.data(), text.size())), o);
+}
+
 Claim MessageProducer::claim(std::size_t length) noexcept {
   Claim out;
   if (!impl_ || !impl_->usable()) return out;
-  if (length > impl_->writer.ring().max_payload()) {
+  if (length > impl_->max_payload()) {
     out.status = Status::MessageTooLarge;
+    return out;
+  }
+  if (impl_->queue) {
+    std::uint32_t slot = 0;
+    out.status = impl_->acquire(slot);
+    if (out.status == Status::Ok) {
+      out.buffer = {impl_->qwriter.ring().payload(slot), impl_->max_payload()};
+      out.sequence = slot;
+    }
     return out;
   }
   ring::SlotClaim c;
@@ -91,6 +112,12 @@ Status MessageProducer::commit(Claim& claim, std::size_t length) noexcept {
     abort(claim);
     return Status::MessageTooLarge;
   }
+  if (impl_->queue) {
+    const auto slot = static_cast<std::uint32_t>(claim.sequence);
+    impl_->publish(slot, impl_->meta(static_cast<std::uint32_t>(length), SendOptions{}));
+    claim.status = Status::Closed;
+    return Status::Ok;
+  }
   ring::SlotClaim c{reinterpret_cast<layout::SlotHeader*>(claim.buffer.data()) - 1, claim.buffer.data(), claim.sequence};
   impl_->writer.commit(c, static_cast<std::uint32_t>(length), impl_->timestamps ? common::real_ns() : 0);
   claim.status = Status::Closed;  // a claim commits once
@@ -99,12 +126,17 @@ Status MessageProducer::commit(Claim& claim, std::size_t length) noexcept {
 
 void MessageProducer::abort(Claim& claim) noexcept {
   if (!impl_ || claim.status != Status::Ok) return;
+  if (impl_->queue) {
+    impl_->qwriter.discard(static_cast<std::uint32_t>(claim.sequence));
+    claim.status = Status::Closed;
+    return;
+  }
   ring::SlotClaim c{reinterpret_cast<layout::SlotHeader*>(claim.buffer.data()) - 1, claim.buffer.data(), claim.sequence};
   impl_->writer.abort(c);
   claim.status = Status::Closed;
 }
 
-std::size_t MessageProducer::max_message_size() const noexcept { return impl_ ? impl_->writer.ring().max_payload() : 0; }
+std::size_t MessageProducer::max_message_size() const noexcept { return impl_ ? impl_->max_payload() : 0; }
 std::uint32_t MessageProducer::id() const noexcept { return impl_ ? impl_->id : 0; }
 void MessageProducer::close() {
   if (impl_) impl_->close_endpoint();

@@ -12,21 +12,39 @@ struct Opened {
   std::shared_ptr<detail::Mapping> map;
 };
 
-Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role role, const DestinationOptions& o) {
-  if (d.kind() != Destination::Kind::Topic)
-    throw Error(ErrorCode::Unsupported, "'" + d.uri() + "': queues are not available in this version; use topic://NAME");
-  if (o.capacity < layout::kMinSlots || o.capacity > layout::kMaxSlots)
+constexpr std::size_t kMaxQueueName = 60;  // "DLQ." + NAME must be a valid name too
+
+std::uint64_t to_ns(std::chrono::milliseconds ms) { return static_cast<std::uint64_t>(ms.count()) * 1'000'000ULL; }
+
+Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role role, const DestinationOptions& o,
+                 AckMode mode = AckMode::Auto, std::chrono::milliseconds ack_timeout = {}) {
+  const bool queue = d.kind() == Destination::Kind::Queue;
+  const std::uint32_t min_slots = queue ? layout::kMinQueueSlots : layout::kMinSlots;
+  const std::uint32_t max_slots = queue ? layout::kMaxQueueSlots : layout::kMaxSlots;
+  if (o.capacity < min_slots || o.capacity > max_slots)
     throw Error(ErrorCode::InvalidArgument, "capacity " + std::to_string(o.capacity) + " is out of range [" +
-                                                std::to_string(layout::kMinSlots) + ", " + std::to_string(layout::kMaxSlots) + "]");
+                                                std::to_string(min_slots) + ", " + std::to_string(max_slots) + "]");
   if (o.max_message_size < 1 || o.max_message_size > layout::kMaxPayload)
     throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(o.max_message_size) +
                                                 " is out of range [1, " + std::to_string(layout::kMaxPayload) + "]");
+  if (queue && d.name().size() > kMaxQueueName)
+    throw Error(ErrorCode::BadDestination, "'" + d.uri() + "': a queue name is at most 60 characters (its dead-letter queue is DLQ.NAME)");
+  if (o.redelivery_delay.count() < 0) throw Error(ErrorCode::InvalidArgument, "redelivery delay must not be negative");
+  if (ack_timeout.count() < 0) throw Error(ErrorCode::InvalidArgument, "ack timeout must not be negative");
+  if (o.max_deliveries > layout::QWord::kMaxCount)
+    throw Error(ErrorCode::InvalidArgument, "max deliveries " + std::to_string(o.max_deliveries) + " is above " +
+                                                std::to_string(layout::QWord::kMaxCount) + " (0 means no limit)");
   control::OpenDest m;
   m.kind = static_cast<std::uint8_t>(d.kind());
   m.role = role;
   m.name = d.name();
   m.capacity = std::bit_ceil(o.capacity);
   m.max_message_size = o.max_message_size;
+  m.ack_mode = static_cast<std::uint8_t>(mode);
+  m.ack_timeout_ns = mode == AckMode::Auto ? 0 : to_ns(ack_timeout);
+  m.max_deliveries = o.max_deliveries;
+  m.redelivery_delay_ns = to_ns(o.redelivery_delay);
+  m.queue_flags = (o.dead_letter_queue ? layout::kQueueDlqEnabled : 0U) | (o.expired_to_dlq ? layout::kQueueExpiredToDlq : 0U);
   const auto body = c.call(control::MsgType::OpenDest, control::encode(m), control::MsgType::OpenOk);
   control::Reader r(body);
   Opened out;
@@ -35,41 +53,88 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   return out;
 }
 
+ring::QueueRing queue_view(const Opened& o) {
+  if (auto e = ring::check_queue(o.map->base(), o.map->size()); !e.empty())
+    throw Error(ErrorCode::VersionMismatch, "queue shared memory " + o.ok.shm_name + ": " + std::string(e));
+  return ring::QueueRing(o.map->base());
+}
+
 }  // namespace
 
 MessageProducer Session::create_producer(const Destination& dest, const ProducerOptions& popts,
                                          const DestinationOptions& opts) {
-  auto o = open_dest(*conn_, dest, control::Role::Producer, opts);
+  const bool queue = dest.kind() == Destination::Kind::Queue;
+  if (!queue && impl_->mode == AckMode::Transacted)
+    throw Error(ErrorCode::Unsupported, "'" + dest.uri() + "': a transacted session sends to queues only in this version "
+                                        "(topic sends cannot be held back until commit yet)");
+  if (popts.priority > 9) throw Error(ErrorCode::InvalidArgument, "priority " + std::to_string(popts.priority) + " is not in 0-9");
+  if (popts.time_to_live.count() < 0 || popts.delivery_delay.count() < 0 || popts.send_timeout.count() < 0)
+    throw Error(ErrorCode::InvalidArgument, "time to live, delivery delay and send timeout must not be negative");
+  auto o = open_dest(*impl_->conn, dest, control::Role::Producer, opts);
   auto p = std::make_unique<detail::ProducerImpl>();
-  p->conn = conn_;
+  p->conn = impl_->conn;
+  p->session = impl_;
   p->map = o.map;
   p->dest_id = o.ok.dest_id;
   p->id = o.ok.endpoint_id;
+  p->timestamps = !popts.disable_timestamp;
+  p->opts = popts;
+  p->stall_timeout_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(popts.stall_timeout, std::chrono::milliseconds(0))).count());
+  if (queue) {
+    const auto q = queue_view(o);
+    if (o.ok.entry_index >= q.header().max_producers)
+      throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range producer index");
+    p->queue = true;
+    p->qwriter = ring::QueueWriter(q, o.ok.entry_index);
+    if (impl_->mode == AckMode::Transacted) p->pending.reserve(256);
+    impl_->producers.push_back(p.get());
+    return MessageProducer(std::move(p));
+  }
   const ring::TopicRing ring(o.map->base());
   if (o.ok.entry_index >= ring.header().max_producers)
     throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range producer index");
-  p->writer = ring::TopicWriter(ring, ring.producer(o.ok.entry_index), conn_->client_index, o.ok.endpoint_id);
-  p->timestamps = !popts.disable_timestamp;
-  p->stall_timeout_ns = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(popts.stall_timeout, std::chrono::milliseconds(0))).count());
+  p->writer = ring::TopicWriter(ring, ring.producer(o.ok.entry_index), impl_->conn->client_index, o.ok.endpoint_id);
   return MessageProducer(std::move(p));
 }
 
 MessageConsumer Session::create_consumer(const Destination& dest, const ConsumerOptions& copts,
                                          const DestinationOptions& opts) {
-  auto o = open_dest(*conn_, dest, control::Role::Consumer, opts);
+  const bool queue = dest.kind() == Destination::Kind::Queue;
+  auto o = open_dest(*impl_->conn, dest, control::Role::Consumer, opts, impl_->mode, copts.ack_timeout);
   auto c = std::make_unique<detail::ConsumerImpl>();
-  c->conn = conn_;
+  c->conn = impl_->conn;
+  c->session = impl_;
   c->map = o.map;
   c->dest_id = o.ok.dest_id;
   c->id = o.ok.endpoint_id;
+  c->opts = copts;
+  if (queue) {
+    const auto q = queue_view(o);
+    if (o.ok.entry_index >= q.header().max_consumers)
+      throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range consumer index");
+    c->queue = true;
+    c->qreader = ring::QueueReader(q, o.ok.entry_index, impl_->mode != AckMode::Auto);
+    c->buf.resize(std::max<std::uint32_t>(q.max_payload(), 1));
+    impl_->consumers.push_back(c.get());
+    return MessageConsumer(std::move(c));
+  }
   const ring::TopicRing ring(o.map->base());
   if (o.ok.entry_index >= ring.header().max_subscribers)
     throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range subscriber index");
   c->reader = ring::TopicReader(ring, ring.subscriber(o.ok.entry_index), o.ok.start_position);
-  c->opts = copts;
   c->buf.resize(ring.max_payload() == 0 ? 1 : ring.max_payload());
   return MessageConsumer(std::move(c));
+}
+
+QueueBrowser Session::create_browser(const Queue& queue, const DestinationOptions& opts) {
+  auto o = open_dest(*impl_->conn, queue, control::Role::Browser, opts);
+  auto b = std::make_unique<detail::BrowserImpl>();
+  b->conn = impl_->conn;
+  b->map = o.map;
+  b->q = queue_view(o);
+  b->buf.resize(std::max<std::uint32_t>(b->q.max_payload(), 1));
+  return QueueBrowser(std::move(b));
 }
 
 }  // namespace shmbus

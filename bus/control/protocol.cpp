@@ -113,6 +113,7 @@ void decode(Reader& r, ErrorReply& m) {
 Writer encode(const OpenDest& m) {
   Writer w;
   w.u8(m.kind).u8(static_cast<std::uint8_t>(m.role)).str(m.name).u32(m.capacity).u32(m.max_message_size);
+  w.u8(m.ack_mode).u64(m.ack_timeout_ns).u32(m.max_deliveries).u64(m.redelivery_delay_ns).u32(m.queue_flags);
   return w;
 }
 void decode(Reader& r, OpenDest& m) {
@@ -121,6 +122,11 @@ void decode(Reader& r, OpenDest& m) {
   m.name = r.str();
   m.capacity = r.u32();
   m.max_message_size = r.u32();
+  m.ack_mode = r.u8();
+  m.ack_timeout_ns = r.u64();
+  m.max_deliveries = r.u32();
+  m.redelivery_delay_ns = r.u64();
+  m.queue_flags = r.u32();
 }
 Writer encode(const OpenOk& m) {
   Writer w;
@@ -155,7 +161,10 @@ Writer encode(const StatReply& m) {
     w.u64(d.tail).u64(d.holes_repaired).u64(d.shm_bytes);
     w.u32(static_cast<std::uint32_t>(d.subscribers.size()));
     for (const auto& s : d.subscribers)
-      w.u32(s.consumer_id).u32(s.client_index).u32(static_cast<std::uint32_t>(s.pid)).u64(s.position).u64(s.received).u64(s.lost);
+      w.u32(s.consumer_id).u32(s.client_index).u32(static_cast<std::uint32_t>(s.pid)).u64(s.position).u64(s.received).u64(s.lost)
+          .u64(s.acked).str(s.ack_mode);
+    w.u64(d.depth).u64(d.scheduled).u64(d.in_flight).u64(d.redelivered).u64(d.dead_lettered).u64(d.expired);
+    w.u64(d.ack_timeouts).u64(d.dropped).str(d.dlq);
   }
   return w;
 }
@@ -194,7 +203,18 @@ void decode(Reader& r, StatReply& m) {
       s.position = r.u64();
       s.received = r.u64();
       s.lost = r.u64();
+      s.acked = r.u64();
+      s.ack_mode = r.str();
     }
+    d.depth = r.u64();
+    d.scheduled = r.u64();
+    d.in_flight = r.u64();
+    d.redelivered = r.u64();
+    d.dead_lettered = r.u64();
+    d.expired = r.u64();
+    d.ack_timeouts = r.u64();
+    d.dropped = r.u64();
+    d.dlq = r.str();
   }
 }
 

@@ -20,7 +20,7 @@
 namespace shmbus::control {
 
 inline constexpr std::uint32_t kMagic = 0x31434253;  // "SBC1"
-inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kProtocolVersion = 2;
 inline constexpr std::uint32_t kMaxBody = 1U << 20;
 inline constexpr std::size_t kHeaderSize = 16;
 
@@ -32,7 +32,7 @@ enum class MsgType : std::uint16_t {
   Detach = 10,
 };
 
-enum class Role : std::uint8_t { Producer = 1, Consumer = 2 };
+enum class Role : std::uint8_t { Producer = 1, Consumer = 2, Browser = 3 /* queues: maps it, no entry */ };
 
 struct FrameHeader {
   std::uint32_t magic = kMagic;
@@ -100,6 +100,12 @@ struct OpenDest {
   std::string name;
   std::uint32_t capacity = 0;
   std::uint32_t max_message_size = 0;
+  // Queues: the consumer's session ack mode and ack timeout; policy applied at creation.
+  std::uint8_t ack_mode = 0;  // shmbus::AckMode
+  std::uint64_t ack_timeout_ns = 0;
+  std::uint32_t max_deliveries = 0;
+  std::uint64_t redelivery_delay_ns = 0;
+  std::uint32_t queue_flags = 0;  // layout::kQueue*
 };
 struct OpenOk {
   std::uint32_t dest_id = 0;

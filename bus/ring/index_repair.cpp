@@ -6,18 +6,25 @@ using layout::ClaimRole;
 using layout::kClaimPending;
 using layout::kNoValue;
 
+bool IndexRingRepair::live_record(const ClaimRecord& r, std::uint64_t pos, ClaimRole role,
+                                  const IsLiveOwner& is_live) const noexcept {
+  // Acquire: pairs with init_record()'s release store of state (the owner is visible).
+  if (r.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(role) || !is_live(r.owner)) return false;
+  // SYNC: acquire pairs with the participant's release stores of its position and of idle (a
+  // value newer than `pos` means its publish of `pos` is visible to our CAS), and, through the
+  // head/tail release sequence loaded by repair(), with its relaxed "pending" before the CAS.
+  const std::uint64_t c = r.op_pos.load(std::memory_order_acquire);
+  // "Pending": between announcing and learning its position, which may be `pos`. Its window is
+  // a few instructions; judge again next call. A record shared by several rings (queues) may
+  // name `pos` in another ring: a false "held", which only delays the repair.
+  return c == pos || c == kClaimPending;
+}
+
 bool IndexRingRepair::live_claim(std::uint64_t pos, ClaimRole role, const IsLiveOwner& is_live) const noexcept {
-  for (const ClaimRecord& r : records_) {
-    // Acquire: pairs with init_record()'s release store of state (the owner is visible).
-    if (r.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(role) || !is_live(r.owner)) continue;
-    // SYNC: acquire pairs with the participant's release stores of its position and of idle (a
-    // value newer than `pos` means its publish of `pos` is visible to our CAS), and, through the
-    // head/tail release sequence loaded by repair(), with its relaxed "pending" before the CAS.
-    const std::uint64_t c = r.op_pos.load(std::memory_order_acquire);
-    // "Pending": between announcing and learning its position, which may be `pos`. Its window is
-    // a few instructions; judge again next call.
-    if (c == pos || c == kClaimPending) return true;
-  }
+  for (const ClaimRecord& r : records_)
+    if (live_record(r, pos, role, is_live)) return true;
+  for (const ClaimRecord* r : record_ptrs_)
+    if (live_record(*r, pos, role, is_live)) return true;
   return false;
 }
 

@@ -38,6 +38,9 @@ class IndexRingRepair {
   /// `records`: every ClaimRecord that can operate on this ring (free ones are ignored).
   IndexRingRepair(IndexRing ring, std::span<const ClaimRecord> records) noexcept
       : ring_(ring), records_(records) {}
+  /// The same, with records scattered through an enclosing layout (a queue's entries).
+  IndexRingRepair(IndexRing ring, std::span<const ClaimRecord* const> records) noexcept
+      : ring_(ring), record_ptrs_(records) {}
 
   /// Repairs every claimed-but-unpublished position of the last lap whose claimer is dead.
   IndexRepairResult repair(const IsLiveOwner& is_live, const OnReleased& on_released) noexcept;
@@ -47,7 +50,9 @@ class IndexRingRepair {
   bool live_claim(std::uint64_t pos, layout::ClaimRole role, const IsLiveOwner& is_live) const noexcept;
 
   IndexRing ring_;
+  bool live_record(const ClaimRecord& r, std::uint64_t pos, layout::ClaimRole role, const IsLiveOwner& is_live) const noexcept;
   std::span<const ClaimRecord> records_;
+  std::span<const ClaimRecord* const> record_ptrs_;
 };
 
 }  // namespace shmbus::ring

@@ -118,7 +118,7 @@ IndexStatus IndexRing::try_push(std::uint32_t value, ClaimRecord& rec) noexcept 
   }
 }
 
-IndexStatus IndexRing::try_pop(std::uint32_t& value, ClaimRecord& rec) noexcept {
+IndexStatus IndexRing::try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold) noexcept {
   auto& h = *hdr_;
   bool announced = false;
   // Relaxed: a hint; the cell's seq (acquire) decides.
@@ -141,6 +141,9 @@ IndexStatus IndexRing::try_pop(std::uint32_t& value, ClaimRecord& rec) noexcept 
         // SYNC: release pairs with the repairer's acquire load of op_pos (see try_push).
         rec.op_pos.store(pos, std::memory_order_release);
         const std::uint32_t v = c->value;
+        // Relaxed: ordered before the publish below by its release; read by the daemon only
+        // after this process is gone (or has closed the endpoint).
+        if (hold != nullptr && v != kNoValue) hold->store(v, std::memory_order_relaxed);
         // SYNC: release pairs with the next lap's pusher's acquire load of seq: our read of the
         // value is done before it overwrites it.
         c->seq.store(pos + capacity(), std::memory_order_release);

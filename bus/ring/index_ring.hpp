@@ -46,7 +46,13 @@ class IndexRing {
   /// Pushes `value` (never kNoValue: that is the tombstone). Full: `capacity` values are queued.
   IndexStatus try_push(std::uint32_t value, ClaimRecord& rec) noexcept;
   /// Pops the oldest value, skipping tombstones. Empty: nothing pushed is waiting.
-  IndexStatus try_pop(std::uint32_t& value, ClaimRecord& rec) noexcept;
+  /// `hold`, when given, receives the value before the pop is published (the queue layer's
+  /// crash-recovery word: a popper that dies after publishing still names what it took).
+  IndexStatus try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold = nullptr) noexcept;
+  /// True when no push has been claimed past the head (a hint for parking; acquire loads).
+  bool looks_empty() const noexcept {
+    return hdr_->tail.load(std::memory_order_acquire) <= hdr_->head.load(std::memory_order_acquire);
+  }
 
   IndexRingHeader& header() const noexcept { return *hdr_; }
   IndexCell* cell(std::uint64_t pos) const noexcept { return cells_ + (pos & mask_); }

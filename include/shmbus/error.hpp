@@ -46,6 +46,9 @@ enum class Status : unsigned {
   DaemonGone,       ///< shmbusd died or shut down; re-create the connection
   Closed,           ///< the producer/consumer was closed
   Stalled,          ///< another live producer held the slot a ring ago for longer than stall_timeout; retry
+  QueueFull,        ///< the queue had no free slot (at once with FullPolicy::FailFast, or for send_timeout); nothing was sent
+  WindowFull,       ///< this consumer holds as many unsettled messages as the queue's window: acknowledge first
+  AckTooLate,       ///< the message was already taken back (ack timeout, recover, rollback) or settled: it is, or was, redelivered
 };
 
 /// Human name of a status ("ok", "timeout", ...).

@@ -1,6 +1,6 @@
 /// @file shmbus.hpp
 /// @brief The shmbus client API: ConnectionFactory -> Connection -> Session ->
-/// MessageProducer / MessageConsumer on a Destination (Topic).
+/// MessageProducer / MessageConsumer / QueueBrowser on a Destination (Topic or Queue).
 ///
 /// Threading: a Connection may be shared by threads; a Session and the producers and consumers it
 /// creates belong to one thread at a time (as in JMS).
@@ -23,24 +23,27 @@ namespace detail {
 struct ConnectionImpl;
 struct ProducerImpl;
 struct ConsumerImpl;
+struct SessionImpl;
+struct BrowserImpl;
 }  // namespace detail
 
 /// The directory a client uses when none is given: $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus,
 /// else /tmp/shmbus-<uid>.
 std::string default_dir();
 
-/// A named destination: "topic://NAME" (queue://NAME comes with queues).
+/// A named destination: "topic://NAME" (publish/subscribe) or "queue://NAME" (point-to-point).
 class Destination {
  public:
   /// Kind of destination.
   enum class Kind : std::uint8_t { Topic = 1, Queue = 2 };
-  /// Parses "topic://NAME". NAME: 1-64 of [A-Za-z0-9._-]. Throws Error(BadDestination).
+  /// Parses "topic://NAME" or "queue://NAME". NAME: 1-64 of [A-Za-z0-9._-] (queues: 1-60, so
+  /// that their dead-letter queue "DLQ.NAME" is a valid name too). Throws Error(BadDestination).
   static Destination parse(std::string_view uri);
   /// The kind.
   Kind kind() const noexcept { return kind_; }
   /// The NAME part.
   const std::string& name() const noexcept { return name_; }
-  /// "topic://NAME".
+  /// "topic://NAME" or "queue://NAME".
   std::string uri() const;
 
  protected:
@@ -58,11 +61,39 @@ class Topic : public Destination {
   explicit Topic(std::string name);
 };
 
+/// A point-to-point destination: each message goes to exactly one consumer and waits for one.
+class Queue : public Destination {
+ public:
+  /// A queue named `name` (validated as in Destination::parse).
+  explicit Queue(std::string name);
+};
+
+/// How a session acknowledges what its consumers receive from queues (topics need no acks).
+enum class AckMode : std::uint8_t {
+  Auto,        ///< each message is acknowledged as receive() returns it (at-most-once if the process dies after)
+  Client,      ///< Message::acknowledge() acknowledges every message the session has received so far
+  DupsOk,      ///< acknowledged lazily in batches: after a crash some may come again (never lost)
+  Individual,  ///< Message::acknowledge() acknowledges exactly that message
+  Transacted,  ///< Session::commit() makes sends visible and acknowledges receives; rollback() undoes both
+};
+/// "auto", "client", "dups_ok", "individual", "transacted".
+const char* to_string(AckMode m) noexcept;
+
+/// What a producer does when a queue has no free slot.
+enum class FullPolicy : std::uint8_t {
+  Block,     ///< wait up to ProducerOptions::send_timeout for a consumer to free one, then Status::QueueFull
+  FailFast,  ///< Status::QueueFull at once
+};
 /// Geometry of a destination, applied when it is first created; ignored (the existing geometry
 /// wins) when it already exists.
 struct DestinationOptions {
-  std::uint32_t capacity = 4096;          ///< ring slots, rounded up to a power of two
+  std::uint32_t capacity = 4096;          ///< ring slots (queues: messages held at most), rounded up to a power of two
   std::uint32_t max_message_size = 4096;  ///< bytes per message
+  // Queues only:
+  std::uint32_t max_deliveries = 10;           ///< a message delivered this often and not acknowledged goes to the DLQ (0: no limit)
+  std::chrono::milliseconds redelivery_delay{0};  ///< a message given back waits this long before it is delivered again
+  bool dead_letter_queue = true;               ///< dead letters go to queue://DLQ.NAME (false: dropped, counted)
+  bool expired_to_dlq = false;                 ///< expired messages go to the DLQ too (false: dropped, counted)
 };
 
 /// How a consumer waits for the next message.
@@ -76,6 +107,12 @@ enum class WaitStrategy : std::uint8_t {
 struct ConsumerOptions {
   WaitStrategy wait = WaitStrategy::Park;  ///< default: do not burn a core
   std::uint32_t spin_count = 0;            ///< polls before yielding or parking
+  /// Queues, every ack mode but Auto: a message not acknowledged this long after delivery is
+  /// taken back by the daemon and delivered again (to any consumer), flagged redelivered.
+  /// 0 = never (only the consumer's death or close gives it back).
+  std::chrono::milliseconds ack_timeout{30'000};
+  /// Queues, AckMode::DupsOk: acknowledge after this many messages (and whenever the queue is empty).
+  std::uint32_t dups_ok_batch = 32;
 };
 
 /// Per-producer options.
@@ -86,6 +123,19 @@ struct ProducerOptions {
   /// or holding a zero-copy claim; a dead one is repaired by the daemon within milliseconds. The
   /// claimed sequence is kept and reused by the next send()/claim().
   std::chrono::milliseconds stall_timeout{1000};
+  // Queues only (topics ignore them):
+  std::uint8_t priority = 4;                     ///< JMS priority 0-9, higher delivered first
+  std::chrono::milliseconds time_to_live{0};     ///< 0: never expires; else not delivered after send + ttl
+  std::chrono::milliseconds delivery_delay{0};   ///< 0: at once; else not delivered before send + delay
+  FullPolicy on_full = FullPolicy::Block;        ///< a full queue: wait or fail at once
+  std::chrono::milliseconds send_timeout{10'000};  ///< FullPolicy::Block: longest wait for a free slot
+};
+
+/// Per-message overrides of the producer's queue options (negative: use the producer's).
+struct SendOptions {
+  int priority = -1;                             ///< 0-9
+  std::chrono::milliseconds time_to_live{-1};
+  std::chrono::milliseconds delivery_delay{-1};
 };
 
 /// A received message. A view into the consumer's buffer: valid until the next receive.
@@ -103,9 +153,33 @@ class Message {
   std::uint64_t producer_sequence() const noexcept { return producer_seq_; }
   /// CLOCK_REALTIME at send in ns, 0 if the producer disabled timestamps.
   std::int64_t timestamp_ns() const noexcept { return timestamp_ns_; }
+  /// Queues: true when this message was delivered before (and not acknowledged).
+  bool redelivered() const noexcept { return redelivered_; }
+  /// Queues: 1 on the first delivery, 2 on the first redelivery, ... (JMSXDeliveryCount).
+  std::uint32_t delivery_count() const noexcept { return delivery_count_; }
+  /// Queues: JMS priority 0-9.
+  std::uint8_t priority() const noexcept { return priority_; }
+  /// Messages in a dead-letter queue: 1 = max deliveries reached, 2 = expired; else 0.
+  std::uint8_t dead_letter_reason() const noexcept { return dead_letter_reason_; }
+  /// Messages in a dead-letter queue: the daemon id of the queue it died in; else 0.
+  std::uint32_t origin_destination_id() const noexcept { return origin_dest_id_; }
+  /// Queues, AckMode::Client: acknowledges every message the session received so far;
+  /// AckMode::Individual: exactly this one. Other modes and topics: nothing to do, Ok.
+  /// AckTooLate: it was taken back first (ack timeout, recover, rollback) or already acknowledged.
+  /// Valid until the consumer is closed (not only until the next receive).
+  Status acknowledge() const noexcept;
 
  private:
   friend struct detail::ConsumerImpl;
+  friend struct detail::BrowserImpl;
+  detail::ConsumerImpl* consumer_ = nullptr;  // queues: who can acknowledge it
+  std::uint32_t slot_ = 0;
+  std::uint64_t word_ = 0;
+  bool redelivered_ = false;
+  std::uint8_t priority_ = 0;
+  std::uint8_t dead_letter_reason_ = 0;
+  std::uint32_t delivery_count_ = 0;
+  std::uint32_t origin_dest_id_ = 0;
   const std::byte* data_ = nullptr;
   std::size_t size_ = 0;
   std::uint64_t seq_ = 0;
@@ -138,6 +212,10 @@ class MessageProducer {
   Status send(std::span<const std::byte> body) noexcept;
   /// Text convenience overload.
   Status send(std::string_view text) noexcept;
+  /// Queues: send with per-message priority, time to live or delivery delay.
+  Status send(std::span<const std::byte> body, const SendOptions& o) noexcept;
+  /// Text convenience overload.
+  Status send(std::string_view text, const SendOptions& o) noexcept;
   /// Claims a slot of up to `length` bytes for writing in place.
   Claim claim(std::size_t length) noexcept;
   /// Publishes a claim with `length` bytes written (<= the claimed length).
@@ -168,6 +246,7 @@ class MessageConsumer {
   ReceiveResult receive(Message& out, std::chrono::nanoseconds timeout) noexcept;
   /// Returns at once: Ok, Timeout (nothing there) or Lapped.
   ReceiveResult receive_no_wait(Message& out) noexcept;
+  // Queue receives return Ok, Timeout, WindowFull (settle some first), DaemonGone or Closed.
   /// Messages lost to lapping since the consumer was created.
   std::uint64_t lost_total() const noexcept;
   /// Daemon-assigned consumer id.
@@ -181,22 +260,56 @@ class MessageConsumer {
   std::unique_ptr<detail::ConsumerImpl> impl_;
 };
 
+/// Looks at the messages waiting in a queue without consuming them (JMS QueueBrowser): highest
+/// priority first, in delivery order within a priority. A snapshot that never blocks anyone.
+class QueueBrowser {
+ public:
+  QueueBrowser(QueueBrowser&&) noexcept;
+  QueueBrowser& operator=(QueueBrowser&&) noexcept;
+  ~QueueBrowser();
+  /// The next waiting message (a copy, valid until the next call), or false at the end.
+  bool next(Message& out) noexcept;
+
+ private:
+  friend class Session;
+  explicit QueueBrowser(std::unique_ptr<detail::BrowserImpl> impl);
+  std::unique_ptr<detail::BrowserImpl> impl_;
+};
+
 /// A single-threaded context for producing and consuming.
 class Session {
  public:
   /// A Topic handle named `name`; the topic itself is created on first producer/consumer.
   Topic create_topic(const std::string& name) const { return Topic(name); }
+  /// A Queue handle named `name`; the queue itself is created on first producer/consumer.
+  Queue create_queue(const std::string& name) const { return Queue(name); }
   /// A producer on `dest`, creating the destination with `opts` if it does not exist.
   MessageProducer create_producer(const Destination& dest, const ProducerOptions& popts = {},
                                   const DestinationOptions& opts = {});
   /// A consumer on `dest`: it sees every message committed from now on.
   MessageConsumer create_consumer(const Destination& dest, const ConsumerOptions& copts = {},
                                   const DestinationOptions& opts = {});
+  /// A browser over `queue` (created with `opts` if it does not exist).
+  QueueBrowser create_browser(const Queue& queue, const DestinationOptions& opts = {});
+
+  /// The session's acknowledgement mode.
+  AckMode ack_mode() const noexcept;
+  /// AckMode::Client: acknowledges every message received so far (as Message::acknowledge()).
+  /// Returns how many were acknowledged. Other modes: 0.
+  std::uint64_t acknowledge() noexcept;
+  /// Gives every received, unacknowledged queue message back for redelivery (JMS recover).
+  /// Returns how many. Not for transacted sessions (use rollback); Auto: nothing to give back.
+  std::uint64_t recover() noexcept;
+  /// Transacted: makes every send since the last commit/rollback deliverable and acknowledges
+  /// every receive. Throws Error(InvalidArgument) on a non-transacted session.
+  void commit();
+  /// Transacted: discards the sends and gives the receives back for redelivery.
+  void rollback();
 
  private:
   friend class Connection;
-  explicit Session(std::shared_ptr<detail::ConnectionImpl> c) : conn_(std::move(c)) {}
-  std::shared_ptr<detail::ConnectionImpl> conn_;
+  explicit Session(std::shared_ptr<detail::SessionImpl> s) : impl_(std::move(s)) {}
+  std::shared_ptr<detail::SessionImpl> impl_;
 };
 
 /// One attachment to shmbusd. Closes (detaches) on destruction.
@@ -205,8 +318,8 @@ class Connection {
   Connection(Connection&&) noexcept = default;
   Connection& operator=(Connection&&) noexcept = default;
   ~Connection();
-  /// A new session on this connection.
-  Session create_session();
+  /// A new session on this connection with acknowledgement mode `mode`.
+  Session create_session(AckMode mode = AckMode::Auto);
   /// True while the daemon is alive and this connection is open (one poll(2) on the socket).
   bool daemon_alive() const noexcept;
   /// A snapshot of the daemon's destinations, clients and counters. Throws Error.

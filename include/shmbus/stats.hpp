@@ -15,6 +15,8 @@ struct SubscriberStats {
   std::uint64_t position = 0;      ///< next ring sequence it will read
   std::uint64_t received = 0;      ///< messages delivered to it
   std::uint64_t lost = 0;          ///< messages it lost to lapping
+  std::uint64_t acked = 0;         ///< queues: acknowledgements that won
+  std::string ack_mode;            ///< queues: "auto", "client", "dups_ok", "individual", "transacted"
 };
 
 /// One destination.
@@ -27,7 +29,17 @@ struct DestinationStats {
   std::uint64_t tail = 0;                 ///< ring sequences claimed so far (= messages published, plus holes)
   std::uint64_t holes_repaired = 0;       ///< slots padded after a producer died mid-write
   std::uint64_t shm_bytes = 0;            ///< shared memory used
-  std::vector<SubscriberStats> subscribers;  ///< attached subscribers
+  std::vector<SubscriberStats> subscribers;  ///< attached subscribers (topics) / consumers (queues)
+  // Queues only (counted from the slot states when the snapshot is taken):
+  std::uint64_t depth = 0;          ///< messages waiting: READY or SCHEDULED (delayed)
+  std::uint64_t scheduled = 0;      ///< of which delayed (deliver-at or redelivery delay)
+  std::uint64_t in_flight = 0;      ///< delivered, not yet acknowledged
+  std::uint64_t redelivered = 0;    ///< deliveries marked redelivered, cumulative
+  std::uint64_t dead_lettered = 0;  ///< moved to the DLQ, cumulative
+  std::uint64_t expired = 0;        ///< expired before delivery, cumulative
+  std::uint64_t ack_timeouts = 0;   ///< deliveries taken back after the consumer's ack timeout
+  std::uint64_t dropped = 0;        ///< dead letters dropped (no DLQ), cumulative
+  std::string dlq;                  ///< "queue://DLQ.NAME" when dead letters go there, else ""
 };
 
 /// One attached client process.

@@ -55,8 +55,21 @@ StatReply sample_stats() {
   d.tail = 1ULL << 40;
   d.holes_repaired = 7;
   d.shm_bytes = 5'000'000;
-  d.subscribers = {{11, 0, 100, 99, 98, 1}, {12, 5, 101, 1ULL << 33, 5, 0}};
-  s.destinations = {d, DestinationStats{"topic://empty", 4, 2, 1, 0, 0, 0, 640, {}}};
+  d.subscribers = {{11, 0, 100, 99, 98, 1, 0, ""}, {12, 5, 101, 1ULL << 33, 5, 0, 0, ""}};
+  DestinationStats q;
+  q.uri = "queue://work";
+  q.dest_id = 4;
+  q.subscribers = {{13, 2, 102, 0, 50, 0, 49, "client"}};
+  q.depth = 7;
+  q.scheduled = 2;
+  q.in_flight = 1;
+  q.redelivered = 3;
+  q.dead_lettered = 4;
+  q.expired = 5;
+  q.ack_timeouts = 6;
+  q.dropped = 8;
+  q.dlq = "queue://DLQ.work";
+  s.destinations = {d, q};
   return s;
 }
 
@@ -83,7 +96,12 @@ TEST(Protocol_test, ErrorReplyRoundTrips) {
 }
 
 TEST(Protocol_test, OpenDestRoundTrips) {
-  const auto sut = round_trip(OpenDest{1, Role::Consumer, "orders.eu-west_1", 1U << 16, 4096});
+  const auto sut = round_trip(OpenDest{1, Role::Consumer, "orders.eu-west_1", 1U << 16, 4096, 3, 5'000'000'000ULL, 7, 250'000'000ULL, 3});
+  EXPECT_EQ(sut.ack_mode, 3U);
+  EXPECT_EQ(sut.ack_timeout_ns, 5'000'000'000ULL);
+  EXPECT_EQ(sut.max_deliveries, 7U);
+  EXPECT_EQ(sut.redelivery_delay_ns, 250'000'000ULL);
+  EXPECT_EQ(sut.queue_flags, 3U);
   EXPECT_EQ(sut.kind, 1U);
   EXPECT_EQ(sut.role, Role::Consumer);
   EXPECT_EQ(sut.name, "orders.eu-west_1");
@@ -140,8 +158,20 @@ TEST(Protocol_test, StatReplyRoundTripsClientsDestinationsAndSubscribers) {
     EXPECT_EQ(d.subscribers[i].received, e.subscribers[i].received);
     EXPECT_EQ(d.subscribers[i].lost, e.subscribers[i].lost);
   }
-  EXPECT_EQ(sut.destinations[1].uri, "topic://empty");
-  EXPECT_TRUE(sut.destinations[1].subscribers.empty());
+  const auto& q = sut.destinations[1];
+  EXPECT_EQ(q.uri, "queue://work");
+  ASSERT_EQ(q.subscribers.size(), 1U);
+  EXPECT_EQ(q.subscribers[0].acked, 49U);
+  EXPECT_EQ(q.subscribers[0].ack_mode, "client");
+  EXPECT_EQ(q.depth, 7U);
+  EXPECT_EQ(q.scheduled, 2U);
+  EXPECT_EQ(q.in_flight, 1U);
+  EXPECT_EQ(q.redelivered, 3U);
+  EXPECT_EQ(q.dead_lettered, 4U);
+  EXPECT_EQ(q.expired, 5U);
+  EXPECT_EQ(q.ack_timeouts, 6U);
+  EXPECT_EQ(q.dropped, 8U);
+  EXPECT_EQ(q.dlq, "queue://DLQ.work");
 }
 
 TEST(Protocol_test, FrameHeaderDecodesTypeLengthAndRequestId) {

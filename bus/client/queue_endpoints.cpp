@@ -1,0 +1,288 @@
+// Queue producers, consumers, sessions (ack modes, transactions) and browsers.
+#include "client/endpoints.hpp"
+#include "common/paths.hpp"
+#include "ring/futex.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <immintrin.h>
+
+namespace shmbus {
+
+namespace detail {
+
+namespace {
+constexpr std::uint64_t kParkSliceNs = 20'000'000;  // as consumers: bounds noticing a dead daemon
+constexpr int kSpinsBeforePark = 128;
+
+std::uint64_t ms_to_ns(std::chrono::milliseconds ms) noexcept {
+  return static_cast<std::uint64_t>(std::max<std::int64_t>(ms.count(), 0)) * 1'000'000ULL;
+}
+}  // namespace
+
+// ------------------------------------------------------------------ sessions
+
+std::uint64_t SessionImpl::ack_all() noexcept {
+  std::uint64_t n = 0;
+  for (auto* c : consumers) n += c->qreader.ack_all();
+  return n;
+}
+
+std::uint64_t SessionImpl::give_back_all() noexcept {
+  std::uint64_t n = 0;
+  for (auto* c : consumers) n += c->qreader.give_back_all();
+  return n;
+}
+
+// ------------------------------------------------------------------ producers
+
+Status ProducerImpl::acquire(std::uint32_t& slot) noexcept {
+  if (qwriter.acquire(slot)) return Status::Ok;
+  if (opts.on_full == FullPolicy::FailFast) return Status::QueueFull;
+  const std::uint64_t deadline = common::mono_ns() + ms_to_ns(opts.send_timeout);
+  auto& h = qwriter.ring().header();
+  for (int spins = 0;; ++spins) {
+    if (spins < kSpinsBeforePark) {
+      _mm_pause();
+    } else {
+      // Acquire: pairs with the acker's release increment.
+      const std::uint32_t seen = h.space_seq.load(std::memory_order_acquire);
+      // SYNC: the parker's Dekker half (QueueRing::wake_producers is the other).
+      h.space_waiters.fetch_add(1, std::memory_order_seq_cst);
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      if (qwriter.ring().free_ring().looks_empty()) {
+        const std::uint64_t now = common::mono_ns();
+        if (now < deadline) ring::futex_wait(h.space_seq, seen, std::chrono::nanoseconds(std::min(deadline - now, kParkSliceNs)));
+      }
+      // Relaxed: the count only gates whether ackers call futex_wake.
+      h.space_waiters.fetch_sub(1, std::memory_order_relaxed);
+    }
+    if (qwriter.acquire(slot)) return Status::Ok;
+    if (!usable()) return Status::Closed;
+    if (spins >= kSpinsBeforePark) {
+      if (!conn->alive()) return Status::DaemonGone;
+      if (common::mono_ns() >= deadline) return Status::QueueFull;
+    }
+  }
+}
+
+ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const SendOptions& o) noexcept {
+  ring::QueueSendMeta m;
+  m.length = length;
+  m.priority = static_cast<std::uint8_t>(std::clamp(o.priority >= 0 ? o.priority : int{opts.priority}, 0, 9));
+  const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
+  const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
+  if (ttl.count() > 0 || delay.count() > 0) {
+    const std::uint64_t now = common::mono_ns();
+    if (ttl.count() > 0) m.expires_at_ns = now + ms_to_ns(ttl);
+    if (delay.count() > 0) m.deliver_at_ns = now + ms_to_ns(delay);
+  }
+  m.timestamp_ns = timestamps ? common::real_ns() : 0;
+  m.producer_seq = ++sequence;
+  m.producer_id = id;
+  return m;
+}
+
+void ProducerImpl::publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept {
+  if (session->mode == AckMode::Transacted) {
+    // The slot stays WRITING (invisible) until commit. Reserved up front; growing is the one
+    // allocation a transaction may make, and only past its first 256 sends.
+    pending.emplace_back(slot, m);
+    return;
+  }
+  qwriter.publish(slot, m);
+}
+
+Status ProducerImpl::queue_send(std::span<const std::byte> body, const SendOptions& o) noexcept {
+  if (body.size() > qwriter.ring().max_payload()) return Status::MessageTooLarge;
+  std::uint32_t slot = 0;
+  if (auto st = acquire(slot); st != Status::Ok) return st;
+  std::memcpy(qwriter.ring().payload(slot), body.data(), body.size());
+  publish(slot, meta(static_cast<std::uint32_t>(body.size()), o));
+  return Status::Ok;
+}
+
+void ProducerImpl::before_close() noexcept {
+  if (!queue) return;
+  // Uncommitted sends of a transacted session are rolled back (the daemon would free them too).
+  for (auto& [slot, m] : pending) qwriter.discard(slot);
+  pending.clear();
+  std::erase(session->producers, this);
+}
+
+// ------------------------------------------------------------------ consumers
+
+ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
+  ring::QueueDelivery d;
+  switch (qreader.take(d)) {
+    case ring::TakeStatus::Ok: break;
+    case ring::TakeStatus::WindowFull: return {Status::WindowFull, 0};
+    case ring::TakeStatus::Empty:
+      if (since_flush != 0) {  // DupsOk: nothing more now, settle the batch
+        qreader.ack_all();
+        since_flush = 0;
+      }
+      return {Status::Timeout, 0};
+  }
+  const auto& q = qreader.ring();
+  const layout::QueueSlotHeader* h = q.slot(d.slot);
+  // The slot is DELIVERED to us: nobody writes it until we settle it, so a plain copy is safe.
+  const std::uint32_t len = std::min(h->length, q.max_payload());
+  std::memcpy(buf.data(), q.payload(d.slot), len);
+  out.data_ = buf.data();
+  out.size_ = len;
+  out.seq_ = d.slot;
+  out.producer_id_ = h->producer_id;
+  out.producer_seq_ = h->producer_seq;
+  out.timestamp_ns_ = h->timestamp_ns;
+  out.redelivered_ = (h->flags & layout::kQFlagRedelivered) != 0 || layout::QWord::count(d.word) > 1;
+  out.delivery_count_ = layout::QWord::count(d.word);
+  out.priority_ = h->priority;
+  out.dead_letter_reason_ = h->reason;
+  out.origin_dest_id_ = h->origin_dest_id;
+  out.consumer_ = this;
+  out.slot_ = d.slot;
+  out.word_ = d.word;
+  switch (session->mode) {
+    case AckMode::Auto: qreader.ack(d); break;
+    case AckMode::DupsOk:
+      if (++since_flush >= std::max<std::uint32_t>(opts.dups_ok_batch, 1)) {
+        qreader.ack_all();
+        since_flush = 0;
+      }
+      break;
+    default: break;  // Client, Individual, Transacted: tracked in the FIFO until settled
+  }
+  return {Status::Ok, 0};
+}
+
+Status ConsumerImpl::acknowledge(std::uint32_t slot, std::uint64_t word) noexcept {
+  if (!usable()) return Status::Closed;
+  switch (session->mode) {
+    case AckMode::Individual:
+      return qreader.ack({slot, word}) == ring::SettleStatus::Ok ? Status::Ok : Status::AckTooLate;
+    case AckMode::Client: {
+      const auto st = qreader.ack({slot, word});
+      session->ack_all();
+      return st == ring::SettleStatus::Ok ? Status::Ok : Status::AckTooLate;
+    }
+    default: return Status::Ok;
+  }
+}
+
+void ConsumerImpl::before_close() noexcept {
+  if (!queue) return;
+  if (session->mode == AckMode::DupsOk) qreader.ack_all();  // processed: settle the batch
+  // Everything else still unsettled goes back when the daemon reclaims this consumer.
+  std::erase(session->consumers, this);
+}
+
+// ------------------------------------------------------------------ browser
+
+bool BrowserImpl::next(Message& out) noexcept {
+  if (!conn->alive()) return false;
+  while (prio > 0) {
+    ring::IndexRing r = q.ready_ring(prio - 1);
+    if (!started) {
+      // Acquire: positions below what we load are claimed; cells say whether published.
+      pos = r.header().head.load(std::memory_order_acquire);
+      end = r.header().tail.load(std::memory_order_acquire);
+      started = true;
+    }
+    while (pos < end) {
+      const std::uint64_t p = pos++;
+      auto* cell = r.cell(p);
+      // Acquire: pairs with the pusher's release of seq (value visible).
+      if (cell->seq.load(std::memory_order_acquire) != p + 1) continue;  // popped meanwhile, or not published
+      const std::uint32_t slot = cell->value;
+      // Acquire: a fence-free seqlock re-check: the cell still holds `slot` for position p.
+      if (cell->seq.load(std::memory_order_acquire) != p + 1 || slot >= q.slot_count()) continue;
+      const auto* h = q.slot(slot);
+      // Acquire: pairs with the release that made it READY (header and payload visible).
+      const std::uint64_t w = h->state.load(std::memory_order_acquire);
+      if (layout::QWord::state(w) != layout::QState::Ready) continue;
+      const std::uint32_t len = std::min(h->length, q.max_payload());
+      std::memcpy(buf.data(), q.payload(slot), len);
+      out.producer_id_ = h->producer_id;
+      out.producer_seq_ = h->producer_seq;
+      out.timestamp_ns_ = h->timestamp_ns;
+      out.priority_ = h->priority;
+      out.dead_letter_reason_ = h->reason;
+      out.origin_dest_id_ = h->origin_dest_id;
+      out.redelivered_ = (h->flags & layout::kQFlagRedelivered) != 0;
+      out.delivery_count_ = layout::QWord::count(w);
+      // SYNC: acquire fence, then the state again: if it still says the same READY word, nobody
+      // took (and rewrote) the slot while we copied it.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (h->state.load(std::memory_order_relaxed) != w) continue;
+      out.data_ = buf.data();
+      out.size_ = len;
+      out.seq_ = slot;
+      out.consumer_ = nullptr;
+      return true;
+    }
+    --prio;
+    started = false;
+  }
+  return false;
+}
+
+}  // namespace detail
+
+// ------------------------------------------------------------------ public API
+
+const char* to_string(AckMode m) noexcept {
+  switch (m) {
+    case AckMode::Auto: return "auto";
+    case AckMode::Client: return "client";
+    case AckMode::DupsOk: return "dups_ok";
+    case AckMode::Individual: return "individual";
+    case AckMode::Transacted: return "transacted";
+  }
+  return "unknown";
+}
+
+Status Message::acknowledge() const noexcept {
+  if (consumer_ == nullptr) return Status::Ok;
+  return consumer_->acknowledge(slot_, word_);
+}
+
+AckMode Session::ack_mode() const noexcept { return impl_->mode; }
+
+std::uint64_t Session::acknowledge() noexcept {
+  return impl_->mode == AckMode::Client ? impl_->ack_all() : 0;
+}
+
+std::uint64_t Session::recover() noexcept {
+  if (impl_->mode == AckMode::Auto || impl_->mode == AckMode::Transacted) return 0;
+  for (auto* c : impl_->consumers) c->since_flush = 0;
+  return impl_->give_back_all();
+}
+
+void Session::commit() {
+  if (impl_->mode != AckMode::Transacted)
+    throw Error(ErrorCode::InvalidArgument, "commit() on a session that is not transacted (create it with AckMode::Transacted)");
+  for (auto* p : impl_->producers) {
+    for (auto& [slot, m] : p->pending) p->qwriter.publish(slot, m);
+    p->pending.clear();
+  }
+  impl_->ack_all();
+}
+
+void Session::rollback() {
+  if (impl_->mode != AckMode::Transacted)
+    throw Error(ErrorCode::InvalidArgument, "rollback() on a session that is not transacted (create it with AckMode::Transacted)");
+  for (auto* p : impl_->producers) {
+    for (auto& [slot, m] : p->pending) p->qwriter.discard(slot);
+    p->pending.clear();
+  }
+  impl_->give_back_all();
+}
+
+QueueBrowser::QueueBrowser(std::unique_ptr<detail::BrowserImpl> impl) : impl_(std::move(impl)) {}
+QueueBrowser::QueueBrowser(QueueBrowser&&) noexcept = default;
+QueueBrowser& QueueBrowser::operator=(QueueBrowser&&) noexcept = default;
+QueueBrowser::~QueueBrowser() = default;
+bool QueueBrowser::next(Message& out) noexcept { return impl_ && impl_->next(out); }
+
+}  // namespace shmbus

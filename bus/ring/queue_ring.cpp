@@ -1,0 +1,391 @@
+#include "ring/queue_ring.hpp"
+
+#include "common/paths.hpp"
+#include "ring/futex.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <immintrin.h>
+
+namespace shmbus::ring {
+
+using layout::ClaimRecord;
+using layout::kQueueNoSlot;
+using layout::QueueSlotHeader;
+
+namespace {
+/// Tries of a Busy ring before a take/acquire reports "nothing" (the caller's wait loop retries).
+constexpr int kBusyTries = 256;
+
+void count_stale(layout::QueueHeader& h) noexcept {
+  // Relaxed: statistics only.
+  h.stale_entries.fetch_add(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+std::string_view check_queue(const void* base, std::size_t available) noexcept {
+  if (available < sizeof(layout::QueueHeader)) return "queue mapping is smaller than its header";
+  const auto* h = static_cast<const layout::QueueHeader*>(base);
+  if (h->magic != layout::kQueueMagic) return "bad queue magic";
+  // Acquire: pairs with the daemon's release store in init(): the config block is complete.
+  if (h->layout_version.load(std::memory_order_acquire) != layout::kLayoutVersion) return "queue layout version mismatch";
+  if (h->kind != 2) return "not a queue";
+  if (!std::has_single_bit(h->slot_count) || h->slot_count < layout::kMinQueueSlots || h->slot_count > layout::kMaxQueueSlots)
+    return "queue slot count is not a power of two in range";
+  const auto g = layout::queue_geometry(h->slot_count, h->max_payload);
+  if (h->slot_size != g.slot_size || h->window != g.window || h->ring_capacity != g.ring_capacity ||
+      h->producers_off != g.producers_off || h->consumers_off != g.consumers_off || h->free_ring_off != g.free_ring_off ||
+      h->ready_rings_off != g.ready_rings_off || h->ready_ring_stride != g.ready_ring_stride ||
+      h->agent_ring_off != g.agent_ring_off || h->fifos_off != g.fifos_off || h->slots_off != g.slots_off ||
+      h->max_producers != layout::kQueueMaxProducers || h->max_consumers != layout::kQueueMaxConsumers)
+    return "queue geometry is inconsistent";
+  if (h->total_length != g.total || g.total > available) return "queue is longer than its mapping";
+  const auto* b = static_cast<const std::byte*>(base);
+  for (std::uint32_t i = 0; i < layout::kPriorities + 2; ++i) {
+    const std::uint64_t off = g.free_ring_off + std::uint64_t{i} * g.ready_ring_stride;
+    if (auto e = check_index_ring(b + off, g.ready_ring_stride); !e.empty()) return e;
+    if (static_cast<const layout::IndexRingHeader*>(static_cast<const void*>(b + off))->capacity != g.ring_capacity)
+      return "queue index ring has the wrong capacity";
+  }
+  return {};
+}
+
+QueueRing::QueueRing(void* base) noexcept
+    : base_(static_cast<std::byte*>(base)),
+      hdr_(static_cast<layout::QueueHeader*>(base)),
+      slots_(base_ + hdr_->slots_off) {}
+
+bool QueueRing::init(void* base, std::uint64_t available, const QueueConfig& cfg) noexcept {
+  if (!std::has_single_bit(cfg.slot_count) || cfg.slot_count < layout::kMinQueueSlots ||
+      cfg.slot_count > layout::kMaxQueueSlots || cfg.max_payload == 0)
+    return false;
+  const auto g = layout::queue_geometry(cfg.slot_count, cfg.max_payload);
+  if (g.total > available) return false;
+  auto* h = static_cast<layout::QueueHeader*>(base);
+  auto* b = static_cast<std::byte*>(base);
+  h->magic = layout::kQueueMagic;
+  h->kind = 2;
+  h->total_length = g.total;
+  h->slot_count = cfg.slot_count;
+  h->slot_size = g.slot_size;
+  h->max_payload = cfg.max_payload;
+  h->dest_id = cfg.dest_id;
+  h->max_producers = layout::kQueueMaxProducers;
+  h->max_consumers = layout::kQueueMaxConsumers;
+  h->window = g.window;
+  h->max_deliveries = cfg.max_deliveries;
+  h->redelivery_delay_ns = cfg.redelivery_delay_ns;
+  h->flags = cfg.flags;
+  h->ring_capacity = g.ring_capacity;
+  h->producers_off = g.producers_off;
+  h->consumers_off = g.consumers_off;
+  h->free_ring_off = g.free_ring_off;
+  h->ready_rings_off = g.ready_rings_off;
+  h->ready_ring_stride = g.ready_ring_stride;
+  h->agent_ring_off = g.agent_ring_off;
+  h->fifos_off = g.fifos_off;
+  h->slots_off = g.slots_off;
+  std::memset(h->name, 0, sizeof h->name);
+  std::memcpy(h->name, cfg.name.data(), std::min(cfg.name.size(), sizeof h->name - 1));
+  // Relaxed (all of init): published by the release store of layout_version at the end.
+  IndexRing::init_record(h->daemon_push, layout::kDaemonOwner, layout::ClaimRole::Pusher);
+  IndexRing::init_record(h->daemon_pop, layout::kDaemonOwner, layout::ClaimRole::Popper);
+  for (std::uint32_t i = 0; i < layout::kPriorities + 2; ++i)
+    IndexRing::init(b + g.free_ring_off + std::uint64_t{i} * g.ready_ring_stride, g.ring_capacity);
+  for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
+    auto* e = reinterpret_cast<layout::QueueProducerEntry*>(b + g.producers_off + std::uint64_t{i} * sizeof(layout::QueueProducerEntry));
+    e->held.store(kQueueNoSlot, std::memory_order_relaxed);
+    IndexRing::init_record(e->push, i, layout::ClaimRole::Pusher);
+    IndexRing::init_record(e->pop, i, layout::ClaimRole::Popper);
+  }
+  for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i) {
+    auto* e = reinterpret_cast<layout::QueueConsumerEntry*>(b + g.consumers_off + std::uint64_t{i} * sizeof(layout::QueueConsumerEntry));
+    e->held.store(kQueueNoSlot, std::memory_order_relaxed);
+    IndexRing::init_record(e->push, layout::kConsumerOwnerBase + i, layout::ClaimRole::Pusher);
+    IndexRing::init_record(e->pop, layout::kConsumerOwnerBase + i, layout::ClaimRole::Popper);
+  }
+  // Every slot starts FREE (state word 0 in the zeroed mapping) and in the free ring.
+  IndexRing free_ring(b + g.free_ring_off);
+  for (std::uint32_t s = 0; s < cfg.slot_count; ++s) push(free_ring, s, h->daemon_push);
+  // SYNC: release pairs with check_queue()'s acquire: everything above is visible first.
+  h->layout_version.store(layout::kLayoutVersion, std::memory_order_release);
+  return true;
+}
+
+layout::QueueProducerEntry* QueueRing::producer(std::uint32_t i) const noexcept {
+  return reinterpret_cast<layout::QueueProducerEntry*>(base_ + hdr_->producers_off + std::uint64_t{i} * sizeof(layout::QueueProducerEntry));
+}
+layout::QueueConsumerEntry* QueueRing::consumer(std::uint32_t i) const noexcept {
+  return reinterpret_cast<layout::QueueConsumerEntry*>(base_ + hdr_->consumers_off + std::uint64_t{i} * sizeof(layout::QueueConsumerEntry));
+}
+layout::FifoEntry* QueueRing::fifo(std::uint32_t consumer) const noexcept {
+  return reinterpret_cast<layout::FifoEntry*>(base_ + hdr_->fifos_off) + std::uint64_t{consumer} * hdr_->window;
+}
+
+bool QueueRing::any_ready() const noexcept {
+  for (std::uint32_t p = 0; p < layout::kPriorities; ++p)
+    if (!ready_ring(p).looks_empty()) return true;
+  return false;
+}
+
+void QueueRing::wake_consumers() const noexcept {
+  // SYNC: the Dekker half. Our push (an RMW on the ring's tail) is ordered before the waiters load
+  // by this fence; a parker does waiters++ and a fence before looking at the rings. Either we see
+  // its count, or it sees our push.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Relaxed: ordered by the fence above.
+  if (hdr_->waiters.load(std::memory_order_relaxed) != 0) {
+    // Release: a woken parker's acquire of the word sees the push.
+    hdr_->notify_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(hdr_->notify_seq);
+  }
+}
+
+void QueueRing::wake_producers() const noexcept {
+  // SYNC: as wake_consumers(), with the free ring and the producers' futex.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // Relaxed: ordered by the fence above.
+  if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) {
+    // Release: as in wake_consumers().
+    hdr_->space_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(hdr_->space_seq);
+  }
+}
+
+void QueueRing::push(IndexRing r, std::uint32_t slot, ClaimRecord& rec) noexcept {
+  while (r.try_push(slot, rec) != IndexStatus::Ok) _mm_pause();
+}
+
+void QueueRing::push_ready(std::uint32_t slot, ClaimRecord& rec) const noexcept {
+  const std::uint32_t prio = std::min<std::uint32_t>(this->slot(slot)->priority, layout::kPriorities - 1);
+  push(ready_ring(prio), slot, rec);
+  wake_consumers();
+}
+
+void QueueRing::push_free(std::uint32_t slot, ClaimRecord& rec) const noexcept {
+  push(free_ring(), slot, rec);
+  wake_producers();
+}
+
+// ---------------------------------------------------------------- producer side
+
+QueueWriter::QueueWriter(QueueRing q, std::uint32_t entry) noexcept : q_(q), e_(q.producer(entry)), index_(entry) {}
+
+bool QueueWriter::acquire(std::uint32_t& slot) noexcept {
+  IndexRing fr = q_.free_ring();
+  for (int busy = 0;;) {
+    std::uint32_t s = 0;
+    const IndexStatus st = fr.try_pop(s, e_->pop, &e_->held);
+    if (st == IndexStatus::Empty) return false;
+    if (st == IndexStatus::Busy) {
+      if (++busy > kBusyTries) return false;  // an acker between its CAS and its publish: retry later
+      _mm_pause();
+      continue;
+    }
+    auto& word = q_.slot(s)->state;
+    // Acquire: pairs with the release CAS/store that made it FREE: the last owner is done with it.
+    std::uint64_t w = word.load(std::memory_order_acquire);
+    // SYNC: acq_rel; the CAS makes us the only owner. A duplicate entry (crash recovery) finds the
+    // slot in another state, or loses this CAS to the other entry's popper.
+    if (QWord::state(w) != QState::Free ||
+        !word.compare_exchange_strong(w, QWord::next(w, QState::Writing, index_, 0), std::memory_order_acq_rel,
+                                      std::memory_order_relaxed)) {
+      count_stale(q_.header());
+      // Relaxed: read only after we are gone.
+      e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+      continue;
+    }
+    slot = s;  // `held` keeps naming it until publish/discard: WRITING slots are the walk's anyway
+    return true;
+  }
+}
+
+void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
+  // Relaxed: read only after we are gone (see the crash rule in queue_ring.hpp).
+  e_->held.store(slot, std::memory_order_relaxed);
+  QueueSlotHeader* h = q_.slot(slot);
+  h->deliver_at_ns = m.deliver_at_ns;
+  h->expires_at_ns = m.expires_at_ns;
+  h->timestamp_ns = m.timestamp_ns;
+  h->producer_seq = m.producer_seq;
+  h->producer_id = m.producer_id;
+  h->length = m.length;
+  h->priority = std::min<std::uint8_t>(m.priority, layout::kPriorities - 1);
+  h->flags = 0;
+  h->reason = 0;
+  h->origin_dest_id = 0;
+  const bool scheduled = m.deliver_at_ns != 0;
+  // Relaxed: we are the slot's only owner (WRITING, owner = us).
+  const std::uint64_t w = h->state.load(std::memory_order_relaxed);
+  // SYNC: release pairs with the acquire load of whoever pops the slot number (consumer or
+  // daemon): the header and payload written above are visible before the state says READY.
+  h->state.store(QWord::next(w, scheduled ? QState::Scheduled : QState::Ready, 0, 0), std::memory_order_release);
+  if (scheduled) QueueRing::push(q_.agent_ring(), slot, e_->push);
+  else q_.push_ready(slot, e_->push);
+  // Relaxed: statistics / crash word.
+  e_->sent.fetch_add(1, std::memory_order_relaxed);
+  e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+}
+
+void QueueWriter::discard(std::uint32_t slot) noexcept {
+  // Relaxed: crash word.
+  e_->held.store(slot, std::memory_order_relaxed);
+  auto& word = q_.slot(slot)->state;
+  const std::uint64_t w = word.load(std::memory_order_relaxed);  // we own it
+  // Release: the next producer to pop it sees our writes finished.
+  word.store(QWord::next(w, QState::Free, 0, 0), std::memory_order_release);
+  q_.push_free(slot, e_->push);
+  e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------- consumer side
+
+QueueReader::QueueReader(QueueRing q, std::uint32_t entry, bool track) noexcept
+    : q_(q), e_(q.consumer(entry)), index_(entry), track_(track) {}
+
+bool QueueReader::mine(std::uint32_t slot, std::uint32_t gen_lo, std::uint64_t& word) const noexcept {
+  // Acquire: pairs with the daemon's CAS when it took the delivery back (ack timeout).
+  word = q_.slot(slot)->state.load(std::memory_order_acquire);
+  return QWord::state(word) == QState::Delivered && QWord::owner(word) == index_ && QWord::gen_lo(word) == gen_lo;
+}
+
+void QueueReader::advance_head() noexcept {
+  // Relaxed: we are the only writer of both cursors.
+  const std::uint64_t tail = e_->fifo_tail.load(std::memory_order_relaxed);
+  std::uint64_t head = e_->fifo_head.load(std::memory_order_relaxed);
+  const layout::FifoEntry* f = q_.fifo(index_);
+  const std::uint64_t mask = q_.window() - 1;
+  std::uint64_t w = 0;
+  while (head < tail && !mine(f[head & mask].slot, f[head & mask].gen_lo, w)) ++head;
+  // Release: the daemon reads entries at and after head only.
+  e_->fifo_head.store(head, std::memory_order_release);
+}
+
+std::uint64_t QueueReader::unsettled() noexcept {
+  if (!track_) return 0;
+  advance_head();
+  // Relaxed: our own cursors.
+  return e_->fifo_tail.load(std::memory_order_relaxed) - e_->fifo_head.load(std::memory_order_relaxed);
+}
+
+TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
+  std::uint64_t tail = 0;
+  if (track_) {
+    // Relaxed: our own cursors.
+    tail = e_->fifo_tail.load(std::memory_order_relaxed);
+    if (tail - e_->fifo_head.load(std::memory_order_relaxed) >= q_.window()) {
+      advance_head();
+      if (tail - e_->fifo_head.load(std::memory_order_relaxed) >= q_.window()) return TakeStatus::WindowFull;
+    }
+  }
+  int busy_tries = 0;
+  for (;;) {
+    bool busy = false;
+    bool retry = false;
+    for (std::uint32_t p = layout::kPriorities; p-- > 0 && !retry;) {
+      std::uint32_t s = 0;
+      const IndexStatus st = q_.ready_ring(p).try_pop(s, e_->pop, &e_->held);
+      if (st == IndexStatus::Busy) busy = true;
+      if (st != IndexStatus::Ok) continue;
+      retry = true;  // whatever happens to this entry, rescan from the top priority afterwards
+      QueueSlotHeader* h = q_.slot(s);
+      // Acquire: pairs with the release store/CAS that made it READY: header and payload visible.
+      std::uint64_t w = h->state.load(std::memory_order_acquire);
+      if (QWord::state(w) != QState::Ready) {  // a duplicate entry: the slot moved on
+        count_stale(q_.header());
+        // Relaxed: crash word.
+        e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+        continue;
+      }
+      if (h->expires_at_ns != 0 && common::mono_ns() >= h->expires_at_ns) {
+        // SYNC: acq_rel; one winner among duplicate poppers. The daemon decides DLQ or drop.
+        if (h->state.compare_exchange_strong(w, QWord::next(w, QState::Expired), std::memory_order_acq_rel,
+                                             std::memory_order_relaxed))
+          QueueRing::push(q_.agent_ring(), s, e_->push);
+        else
+          count_stale(q_.header());
+        e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+        continue;
+      }
+      const std::uint32_t count = std::min<std::uint32_t>(QWord::count(w) + 1, QWord::kMaxCount);
+      const std::uint64_t nw = QWord::next(w, QState::Delivered, index_, count);
+      // SYNC: acq_rel; the delivery: exactly one consumer wins a READY word.
+      if (!h->state.compare_exchange_strong(w, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+        count_stale(q_.header());
+        e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+        continue;
+      }
+      if (track_) {
+        layout::FifoEntry& f = q_.fifo(index_)[tail & (q_.window() - 1)];
+        f.slot = s;
+        f.gen_lo = QWord::gen_lo(nw);
+        f.delivered_ns = common::mono_ns();
+        // Release: the daemon's acquire load of the tail sees the entry.
+        e_->fifo_tail.store(tail + 1, std::memory_order_release);
+      }
+      // Relaxed: statistics / crash word (a DELIVERED slot of a dead consumer is the walk's).
+      e_->received.fetch_add(1, std::memory_order_relaxed);
+      e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+      d.slot = s;
+      d.word = nw;
+      return TakeStatus::Ok;
+    }
+    if (retry) continue;
+    if (!busy || ++busy_tries > kBusyTries) return TakeStatus::Empty;
+    _mm_pause();
+  }
+}
+
+SettleStatus QueueReader::settle(const QueueDelivery& d, bool ack) noexcept {
+  // Relaxed: crash word.
+  e_->held.store(d.slot, std::memory_order_relaxed);
+  std::uint64_t w = d.word;
+  const std::uint64_t nw = ack ? QWord::next(w, QState::Free, 0, 0) : QWord::next(w, QState::Redeliver);
+  // SYNC: acq_rel; races the daemon's ack-timeout CAS: one winner. Release: our reads of the
+  // payload are finished before the next owner writes it.
+  if (!q_.slot(d.slot)->state.compare_exchange_strong(w, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+    e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+    return SettleStatus::NotOwned;
+  }
+  if (ack) {
+    q_.push_free(d.slot, e_->push);
+    // Relaxed: statistics.
+    e_->acked.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    QueueRing::push(q_.agent_ring(), d.slot, e_->push);
+  }
+  e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+  return SettleStatus::Ok;
+}
+
+SettleStatus QueueReader::ack(const QueueDelivery& d) noexcept {
+  const auto r = settle(d, true);
+  if (track_) advance_head();
+  return r;
+}
+
+SettleStatus QueueReader::give_back(const QueueDelivery& d) noexcept {
+  const auto r = settle(d, false);
+  if (track_) advance_head();
+  return r;
+}
+
+std::uint32_t QueueReader::settle_all(bool ack) noexcept {
+  if (!track_) return 0;
+  // Relaxed: our own cursors.
+  const std::uint64_t tail = e_->fifo_tail.load(std::memory_order_relaxed);
+  std::uint64_t head = e_->fifo_head.load(std::memory_order_relaxed);
+  const layout::FifoEntry* f = q_.fifo(index_);
+  const std::uint64_t mask = q_.window() - 1;
+  std::uint32_t n = 0;
+  for (; head < tail; ++head) {
+    std::uint64_t w = 0;
+    if (mine(f[head & mask].slot, f[head & mask].gen_lo, w) && settle({f[head & mask].slot, w}, ack) == SettleStatus::Ok) ++n;
+  }
+  // Release: as in advance_head().
+  e_->fifo_head.store(tail, std::memory_order_release);
+  return n;
+}
+
+}  // namespace shmbus::ring
