@@ -72,7 +72,10 @@ struct ConsumerImpl : EndpointBase {
   bool queue = false;
   ring::QueueReader qreader;
   std::uint32_t since_flush = 0;  // DupsOk: receipts since the last batch ack
+  ring::QueueDelivery last_;     // the delivery being handed out
   ReceiveResult poll_queue(Message& out) noexcept;
+  ReceiveResult take_queue(Message& out) noexcept;
+  void settle_on_receive() noexcept;
   Status acknowledge(std::uint32_t slot, std::uint64_t word) noexcept;
   void before_close() noexcept override;
 };

@@ -9,7 +9,8 @@ namespace detail {
 
 void EndpointBase::close_endpoint() noexcept {
   if (closed) return;
-  if (!conn->closed.load(std::memory_order_relaxed)) before_close();
+  // Always: a session must forget this endpoint even when the connection is already closed.
+  before_close();
   closed = true;
   if (!conn->alive()) return;
   try {

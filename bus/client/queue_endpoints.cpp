@@ -113,7 +113,20 @@ void ProducerImpl::before_close() noexcept {
 // ------------------------------------------------------------------ consumers
 
 ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
-  ring::QueueDelivery d;
+  for (;;) {
+    auto r = take_queue(out);
+    if (r.status != Status::Ok) return r;
+    if (qreader.still_mine(last_)) {
+      settle_on_receive();
+      return r;
+    }
+    // Taken back by the ack timeout while we copied (we were descheduled longer than the
+    // timeout): another consumer has it; our copy may be torn. Take the next one.
+  }
+}
+
+ReceiveResult ConsumerImpl::take_queue(Message& out) noexcept {
+  ring::QueueDelivery& d = last_;
   switch (qreader.take(d)) {
     case ring::TakeStatus::Ok: break;
     case ring::TakeStatus::WindowFull: return {Status::WindowFull, 0};
@@ -143,8 +156,12 @@ ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
   out.consumer_ = this;
   out.slot_ = d.slot;
   out.word_ = d.word;
+  return {Status::Ok, 0};
+}
+
+void ConsumerImpl::settle_on_receive() noexcept {
   switch (session->mode) {
-    case AckMode::Auto: qreader.ack(d); break;
+    case AckMode::Auto: qreader.ack(last_); break;
     case AckMode::DupsOk:
       if (++since_flush >= std::max<std::uint32_t>(opts.dups_ok_batch, 1)) {
         qreader.ack_all();
@@ -153,7 +170,6 @@ ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
       break;
     default: break;  // Client, Individual, Transacted: tracked in the FIFO until settled
   }
-  return {Status::Ok, 0};
 }
 
 Status ConsumerImpl::acknowledge(std::uint32_t slot, std::uint64_t word) noexcept {

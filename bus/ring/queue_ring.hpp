@@ -137,6 +137,14 @@ class QueueReader {
   /// on the way are handed to the daemon, never returned. WindowFull: `window` deliveries are
   /// unsettled (tracking only).
   TakeStatus take(QueueDelivery& d) noexcept;
+  /// After copying a delivery out: is it still ours? False only when the daemon took it back
+  /// (ack timeout) while we were descheduled between take() and the end of the copy: the copy
+  /// may be torn and another consumer has the message; drop it (a seqlock-style re-check).
+  bool still_mine(const QueueDelivery& d) const noexcept {
+    // SYNC: the acquire fence orders the copy before the state load (as a topic reader does).
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return q_.slot(d.slot)->state.load(std::memory_order_relaxed) == d.word;
+  }
   /// DELIVERED(us, d.word) -> FREE, slot to the free ring.
   SettleStatus ack(const QueueDelivery& d) noexcept;
   /// DELIVERED(us, d.word) -> REDELIVER, slot to the daemon (rollback, recover).
