@@ -81,6 +81,34 @@ TEST(QueueRing_test, InitPublishesAValidQueueWithEverySlotFree) {
   EXPECT_EQ(ring::check_queue(m.base.get(), m.size), "bad queue magic");
 }
 
+TEST(QueueRing_test, CheckQueueRejectsAnotherLayoutVersionAndInconsistentGeometry) {
+  QueueMemory a(8), b(8), c(8);
+
+  a.q.header().layout_version.store(layout::kLayoutVersion + 1);
+  b.q.header().window = 4;
+  c.q.free_ring().header().capacity = 8;  // every index ring must hold 2N
+
+  EXPECT_EQ(ring::check_queue(a.base.get(), a.size), "queue layout version mismatch");
+  EXPECT_EQ(ring::check_queue(b.base.get(), b.size), "queue geometry is inconsistent");
+  EXPECT_NE(ring::check_queue(c.base.get(), c.size), "");
+}
+
+TEST(QueueRing_test, InitRefusesBadGeometryAndTouchesNothing) {
+  const auto size = layout::queue_geometry(8, 64).total;
+  auto mem = std::shared_ptr<void>(std::aligned_alloc(layout::kHotBlock, layout::align_up(size, layout::kHotBlock)), std::free);
+  std::memset(mem.get(), 0, size);
+  ring::QueueConfig c;
+  c.max_payload = 64;
+
+  c.slot_count = 6;  // not a power of two
+  EXPECT_FALSE(QueueRing::init(mem.get(), size, c));
+  c.slot_count = 2;  // below kMinQueueSlots
+  EXPECT_FALSE(QueueRing::init(mem.get(), size, c));
+  c.slot_count = 16;  // does not fit the mapping
+  EXPECT_FALSE(QueueRing::init(mem.get(), size, c));
+  EXPECT_EQ(static_cast<layout::QueueHeader*>(mem.get())->magic, 0U);
+}
+
 TEST(QueueRing_test, MessagesComeOutInOrderWithinAPriorityAndHigherPrioritiesFirst) {
   QueueMemory m(16);
   QueueWriter w(m.q, 0);
