@@ -60,8 +60,16 @@ void Conductor::wake() noexcept {
 
 void Conductor::wake_all_parked() noexcept {
   for (auto& [uri, d] : dests_) {
-    auto& h = d.ring.header();
     // Release: a woken parker re-reads the region state (Stopping) after seeing the word change.
+    if (d.queue) {
+      auto& q = d.qring.header();
+      q.notify_seq.fetch_add(1, std::memory_order_release);
+      ring::futex_wake_all(q.notify_seq);
+      q.space_seq.fetch_add(1, std::memory_order_release);  // producers blocked on a full queue
+      ring::futex_wake_all(q.space_seq);
+      continue;
+    }
+    auto& h = d.ring.header();
     h.notify_seq.fetch_add(1, std::memory_order_release);
     ring::futex_wake_all(h.notify_seq);
   }
@@ -149,6 +157,8 @@ void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
       // janitor's and the ring repair's acquire loads see "closing" (not live).
       const bool producer = e.role == control::Role::Producer;
       (producer ? d.producer_owner : d.subscriber_owner)[e.entry_index] = -2;
+      // Relaxed: the producer has stopped (closed or dead); its count is final.
+      if (producer) d.sent_closed += d.qring.producer(e.entry_index)->sent.load(std::memory_order_relaxed);
       if (producer) d.qring.producer(e.entry_index)->state.store(2, std::memory_order_release);
       else d.qring.consumer(e.entry_index)->state.store(2, std::memory_order_release);
       janitor_.inbox().enqueue(QueueEntryClosed{d.id, producer, e.entry_index});

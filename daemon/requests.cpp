@@ -379,9 +379,10 @@ DestinationStats Conductor::queue_stats(const Dest& d, std::map<std::uint32_t, i
   ds.expired = h.expired.load(std::memory_order_relaxed);
   ds.ack_timeouts = h.ack_timeouts.load(std::memory_order_relaxed);
   ds.dropped = h.dropped.load(std::memory_order_relaxed);
-  std::uint64_t sent = 0;
-  for (std::uint32_t i = 0; i < d.producer_owner.size(); ++i) sent += d.qring.producer(i)->sent.load(std::memory_order_relaxed);
-  ds.tail = sent;
+  std::uint64_t sent = d.sent_closed;
+  for (std::uint32_t i = 0; i < d.producer_owner.size(); ++i)
+    if (d.producer_owner[i] >= 0) sent += d.qring.producer(i)->sent.load(std::memory_order_relaxed);
+  ds.tail = sent;  // messages sent (made READY or SCHEDULED), cumulative
   if ((h.flags & layout::kQueueDlqEnabled) != 0 && (h.flags & layout::kQueueIsDlq) == 0) ds.dlq = "queue://DLQ." + d.name;
   for (std::uint32_t i = 0; i < d.subscriber_owner.size(); ++i) {
     if (d.subscriber_owner[i] < 0) continue;

@@ -2,8 +2,10 @@
 
 #include "shmbus/shmbus.hpp"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -11,31 +13,97 @@ namespace shmbus::cli {
 
 namespace {
 
+/// The options a command accepts (bit set).
+enum Allow : unsigned {
+  kOptCount = 1U << 0,     // --count N
+  kOptTimeout = 1U << 1,   // --timeout MS
+  kOptJson = 1U << 2,      // --json
+  kOptPriority = 1U << 3,  // --priority 0-9 (queue sends)
+  kOptTtl = 1U << 4,       // --ttl MS (queue sends)
+  kOptDelay = 1U << 5,     // --delay MS (queue sends)
+  kOptAck = 1U << 6,       // --ack MODE (queue receives)
+  kOptNoAck = 1U << 7,     // --no-ack (queue receives)
+};
+
+/// Longest --ttl / --delay: about 31.7 years, far from overflowing a nanosecond deadline.
+constexpr std::uint64_t kMaxMillis = 1'000'000'000'000ULL;
+
 struct Opts {
   std::optional<std::uint64_t> count;
   std::optional<std::uint64_t> timeout_ms;
+  std::optional<std::uint64_t> priority;
+  std::optional<std::uint64_t> ttl_ms;
+  std::optional<std::uint64_t> delay_ms;
+  std::optional<AckMode> ack;
+  bool no_ack = false;
   bool json = false;
   std::vector<std::string> positional;
 };
 
-bool parse_opts(const std::vector<std::string>& args, Opts& o, bool allow_count, bool allow_timeout, bool allow_json) {
+/// A decimal number in [0, max]; false (nothing written) for anything else.
+bool parse_u64(const std::string& v, std::uint64_t max, std::uint64_t& out) {
+  if (v.empty() || v[0] < '0' || v[0] > '9') return false;  // no sign, no blanks
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+  if (*end != '\0' || errno == ERANGE || n > max) return false;
+  out = n;
+  return true;
+}
+
+/// The ack modes the CLI offers ("transacted" needs a program: commit/rollback).
+std::optional<AckMode> parse_ack(const std::string& v) {
+  for (AckMode m : {AckMode::Auto, AckMode::Client, AckMode::DupsOk, AckMode::Individual})
+    if (v == to_string(m)) return m;
+  return std::nullopt;
+}
+
+bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    if ((a == "--count" && allow_count) || (a == "--timeout" && allow_timeout)) {
+    const auto allowed = [&](Allow f) { return (allow & f) != 0; };
+    const bool takes_value = (a == "--count" && allowed(kOptCount)) || (a == "--timeout" && allowed(kOptTimeout)) ||
+                             (a == "--priority" && allowed(kOptPriority)) || (a == "--ttl" && allowed(kOptTtl)) ||
+                             (a == "--delay" && allowed(kOptDelay)) || (a == "--ack" && allowed(kOptAck));
+    if (takes_value) {
       if (i + 1 >= args.size()) {
         std::cerr << "shmbus: " << a << " needs a value\n";
         return false;
       }
       const auto& v = args[++i];
-      char* end = nullptr;
-      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-      if (v.empty() || *end != '\0' || v[0] == '-') {
-        std::cerr << "shmbus: " << a << " needs a non-negative number, not '" << v << "'\n";
-        return false;
+      if (a == "--ack") {
+        o.ack = parse_ack(v);
+        if (!o.ack) {
+          std::cerr << "shmbus: --ack needs one of auto, client, dups_ok, individual, not '" << v << "'\n";
+          return false;
+        }
+      } else if (a == "--priority") {
+        std::uint64_t n = 0;
+        if (!parse_u64(v, 9, n)) {
+          std::cerr << "shmbus: --priority needs a number from 0 (lowest) to 9 (highest), not '" << v << "'\n";
+          return false;
+        }
+        o.priority = n;
+      } else if (a == "--ttl" || a == "--delay") {
+        std::uint64_t n = 0;
+        if (!parse_u64(v, kMaxMillis, n)) {
+          std::cerr << "shmbus: " << a << " needs a number of milliseconds from 0 to " << kMaxMillis << ", not '" << v
+                    << "'\n";
+          return false;
+        }
+        (a == "--ttl" ? o.ttl_ms : o.delay_ms) = n;
+      } else {
+        std::uint64_t n = 0;
+        if (!parse_u64(v, ~std::uint64_t{0}, n)) {
+          std::cerr << "shmbus: " << a << " needs a non-negative number, not '" << v << "'\n";
+          return false;
+        }
+        (a == "--count" ? o.count : o.timeout_ms) = n;
       }
-      (a == "--count" ? o.count : o.timeout_ms) = n;
-    } else if (a == "--json" && allow_json) {
+    } else if (a == "--json" && allowed(kOptJson)) {
       o.json = true;
+    } else if (a == "--no-ack" && allowed(kOptNoAck)) {
+      o.no_ack = true;
     } else if (a.size() > 1 && a.rfind("--", 0) == 0) {
       std::cerr << "shmbus: unknown option '" << a << "'\n";
       return false;
@@ -47,6 +115,8 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, bool allow_count,
 }
 
 ConnectionFactory factory(const Common& c, const char* who) { return ConnectionFactory(c.dir, who); }
+
+bool is_queue(const DestinationStats& d) { return d.uri.rfind("queue://", 0) == 0; }
 
 std::string json_escape(const std::string& s) {
   std::string out;
@@ -61,28 +131,113 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+void print_json(const BusStats& s) {
+  std::cout << "{\"daemon\":{\"pid\":" << s.daemon_pid << ",\"dir\":\"" << json_escape(s.dir)
+            << "\",\"uptime_ms\":" << s.uptime_ms << ",\"clients\":" << s.clients.size() << "},\"clients\":[";
+  for (std::size_t i = 0; i < s.clients.size(); ++i) {
+    const auto& cl = s.clients[i];
+    std::cout << (i ? "," : "") << "{\"index\":" << cl.index << ",\"pid\":" << cl.pid << ",\"uid\":" << cl.uid
+              << ",\"name\":\"" << json_escape(cl.name) << "\"}";
+  }
+  std::cout << "],\"destinations\":[";
+  for (std::size_t i = 0; i < s.destinations.size(); ++i) {
+    const auto& d = s.destinations[i];
+    const bool queue = is_queue(d);
+    std::cout << (i ? "," : "") << "{\"name\":\"" << json_escape(d.uri) << "\",\"kind\":\""
+              << (queue ? "queue" : "topic") << "\",\"capacity\":" << d.capacity
+              << ",\"max_message_size\":" << d.max_message_size << ",\"shm_bytes\":" << d.shm_bytes;
+    if (queue) {
+      std::cout << ",\"producers\":" << d.producers << ",\"consumers\":" << d.subscribers.size()
+                << ",\"depth\":" << d.depth << ",\"scheduled\":" << d.scheduled << ",\"in_flight\":" << d.in_flight
+                << ",\"redelivered\":" << d.redelivered << ",\"dead_lettered\":" << d.dead_lettered
+                << ",\"expired\":" << d.expired << ",\"ack_timeouts\":" << d.ack_timeouts
+                << ",\"dropped\":" << d.dropped << ",\"dlq\":\"" << json_escape(d.dlq) << "\"";
+    } else {
+      std::cout << ",\"published\":" << d.tail << ",\"producers\":" << d.producers
+                << ",\"consumers\":" << d.subscribers.size() << ",\"holes_repaired\":" << d.holes_repaired;
+    }
+    std::cout << ",\"subscribers\":[";
+    for (std::size_t j = 0; j < d.subscribers.size(); ++j) {
+      const auto& ss = d.subscribers[j];
+      std::cout << (j ? "," : "") << "{\"consumer_id\":" << ss.consumer_id << ",\"client\":" << ss.client_index
+                << ",\"pid\":" << ss.pid;
+      if (queue)
+        std::cout << ",\"received\":" << ss.received << ",\"acked\":" << ss.acked << ",\"ack_mode\":\""
+                  << json_escape(ss.ack_mode) << "\"}";
+      else
+        std::cout << ",\"position\":" << ss.position << ",\"lag\":" << (d.tail > ss.position ? d.tail - ss.position : 0)
+                  << ",\"received\":" << ss.received << ",\"lost\":" << ss.lost << "}";
+    }
+    std::cout << "]}";
+  }
+  std::cout << "]}\n";
+}
+
+void print_text(const BusStats& s) {
+  std::cout << "shmbusd pid " << s.daemon_pid << " on " << s.dir << ", up " << s.uptime_ms / 1000 << " s, "
+            << s.clients.size() << " client(s)\n";
+  if (s.destinations.empty()) std::cout << "no destinations\n";
+  for (const auto& d : s.destinations) {
+    if (is_queue(d)) {
+      std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  depth " << d.depth
+                << "  scheduled " << d.scheduled << "  in-flight " << d.in_flight << "  producers " << d.producers
+                << "  consumers " << d.subscribers.size() << "  redelivered " << d.redelivered << "  dead-lettered "
+                << d.dead_lettered << "  expired " << d.expired << "  ack timeouts " << d.ack_timeouts << "  dropped "
+                << d.dropped << "  dlq " << (d.dlq.empty() ? std::string("none") : d.dlq) << "\n";
+      for (const auto& ss : d.subscribers)
+        std::cout << "    consumer " << ss.consumer_id << " (pid " << ss.pid << ")  ack " << ss.ack_mode
+                  << "  received " << ss.received << "  acked " << ss.acked << "\n";
+      continue;
+    }
+    std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  published " << d.tail
+              << "  producers " << d.producers << "  consumers " << d.subscribers.size() << "  holes repaired "
+              << d.holes_repaired << "\n";
+    for (const auto& ss : d.subscribers)
+      std::cout << "    consumer " << ss.consumer_id << " (pid " << ss.pid << ")  position " << ss.position << "  lag "
+                << (d.tail > ss.position ? d.tail - ss.position : 0) << "  received " << ss.received << "  lost "
+                << ss.lost << "\n";
+  }
+}
+
 }  // namespace
 
 int cmd_send(const Common& c, const std::vector<std::string>& args) {
   Opts o;
-  if (!parse_opts(args, o, true, false, false)) return kUsage;
+  if (!parse_opts(args, o, kOptCount | kOptPriority | kOptTtl | kOptDelay)) return kUsage;
   if (o.positional.empty() || o.positional.size() > 2) {
-    std::cerr << "shmbus: usage: shmbus send DEST [--count N] [TEXT | -]\n";
+    std::cerr << "shmbus: usage: shmbus send DEST [--count N] [--priority 0-9] [--ttl MS] [--delay MS] [TEXT | -]\n";
     return kUsage;
   }
   const auto dest = Destination::parse(o.positional[0]);
+  const bool queue_opts = o.priority || o.ttl_ms || o.delay_ms;
+  if (queue_opts && dest.kind() == Destination::Kind::Topic) {
+    const char* which = o.priority ? "--priority" : o.ttl_ms ? "--ttl" : "--delay";
+    std::cerr << "shmbus: " << which << " is for queues only: " << dest.uri()
+              << " is a topic (topics have no priority, time to live or delivery delay)\n";
+    return kUsage;
+  }
+  SendOptions so;
+  if (o.priority) so.priority = static_cast<int>(*o.priority);
+  if (o.ttl_ms) so.time_to_live = std::chrono::milliseconds(static_cast<std::int64_t>(*o.ttl_ms));
+  if (o.delay_ms) so.delivery_delay = std::chrono::milliseconds(static_cast<std::int64_t>(*o.delay_ms));
   auto conn = factory(c, "shmbus-send").create_connection();
   auto session = conn.create_session();
-  auto producer = session.create_producer(dest, {}, {c.capacity, c.max_size});
+  const ProducerOptions popts{};
+  auto producer = session.create_producer(dest, popts, {c.capacity, c.max_size});
   std::uint64_t sent = 0;
   const auto one = [&](std::string_view text) -> bool {
-    const auto st = producer.send(text);
+    const auto st = queue_opts ? producer.send(text, so) : producer.send(text);
     if (st == Status::Ok) return ++sent, true;
     if (st == Status::MessageTooLarge)
       std::cerr << "shmbus: message " << (sent + 1) << " of " << text.size() << " bytes exceeds the max message size "
                 << producer.max_message_size() << " of " << dest.uri() << " (fixed when it was created; see --max-size)\n";
+    else if (st == Status::QueueFull)
+      std::cerr << "shmbus: " << dest.uri() << " is full: no consumer freed a slot within "
+                << popts.send_timeout.count() << " ms; sent " << sent << " message(s)\n";
     else
-      std::cerr << "shmbus: send failed: " << to_string(st) << "\n";
+      std::cerr << "shmbus: send failed: " << to_string(st)
+                << (st == Status::DaemonGone ? " (shmbusd died or shut down)" : "") << "; sent " << sent
+                << " message(s)\n";
     return false;
   };
   const bool from_stdin = o.positional.size() == 1 || o.positional[1] == "-";
@@ -101,20 +256,50 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
 
 int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   Opts o;
-  if (!parse_opts(args, o, true, true, false)) return kUsage;
+  if (!parse_opts(args, o, kOptCount | kOptTimeout | kOptAck | kOptNoAck)) return kUsage;
   if (o.positional.size() != 1) {
-    std::cerr << "shmbus: usage: shmbus recv DEST [--count N] [--timeout MS]\n";
+    std::cerr << "shmbus: usage: shmbus recv DEST [--count N] [--timeout MS] [--ack auto|client|dups_ok|individual | "
+                 "--no-ack]\n";
+    return kUsage;
+  }
+  if (o.ack && o.no_ack) {
+    std::cerr << "shmbus: --ack and --no-ack exclude each other (--no-ack receives in client mode and never "
+                 "acknowledges)\n";
     return kUsage;
   }
   const auto dest = Destination::parse(o.positional[0]);
+  const bool queue = dest.kind() == Destination::Kind::Queue;
+  if (!queue && (o.ack || o.no_ack)) {
+    std::cerr << "shmbus: " << (o.ack ? "--ack" : "--no-ack") << ": " << dest.uri()
+              << " is a topic, and topics have no acknowledgements (only queue://NAME has)\n";
+    return kUsage;
+  }
+  const AckMode mode = o.no_ack ? AckMode::Client : o.ack.value_or(AckMode::Auto);
+  // Client and individual: the CLI acknowledges each message once it is printed (a crash before
+  // that means redelivery). --no-ack never does: everything goes back when the CLI exits.
+  const bool ack_each = !o.no_ack && (mode == AckMode::Client || mode == AckMode::Individual);
   auto conn = factory(c, "shmbus-recv").create_connection();
-  auto session = conn.create_session();
-  auto consumer = session.create_consumer(dest, {WaitStrategy::Park, 0}, {c.capacity, c.max_size});
+  auto session = conn.create_session(mode);
+  ConsumerOptions copts;
+  copts.wait = WaitStrategy::Park;
+  copts.spin_count = 0;
+  // A peek holds what it printed until it exits, never past an ack timeout (which would hand the
+  // same message to it again).
+  if (o.no_ack) copts.ack_timeout = std::chrono::milliseconds(0);
+  auto consumer = session.create_consumer(dest, copts, {c.capacity, c.max_size});
   // Tell a waiting script we are subscribed (stderr, so stdout carries only messages).
-  std::cerr << "shmbus: subscribed to " << dest.uri() << "\n";
+  std::cerr << "shmbus: subscribed to " << dest.uri();
+  if (queue) std::cerr << " (ack " << (o.no_ack ? "none: --no-ack" : to_string(mode)) << ")";
+  std::cerr << "\n";
   const auto timeout = o.timeout_ms ? std::chrono::nanoseconds(std::chrono::milliseconds(*o.timeout_ms))
                                     : std::chrono::nanoseconds(std::chrono::hours(24 * 365));
   std::uint64_t got = 0;
+  const auto finish = [&](int code) {
+    if (o.no_ack && got > 0)
+      std::cerr << "shmbus: " << got << " message(s) not acknowledged (--no-ack): they go back to " << dest.uri()
+                << " for redelivery\n";
+    return code;
+  };
   Message m;
   while (!o.count || got < *o.count) {
     const auto r = consumer.receive(m, timeout);
@@ -123,68 +308,45 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
       std::fputc('\n', stdout);
       std::fflush(stdout);
       ++got;
+      if (ack_each) {
+        const auto st = m.acknowledge();
+        if (st == Status::AckTooLate)
+          std::cerr << "shmbus: message " << got << " was taken back before it was acknowledged (ack timeout); it will "
+                       "be delivered again\n";
+        else if (st != Status::Ok) {
+          std::cerr << "shmbus: acknowledge failed: " << to_string(st)
+                    << (st == Status::DaemonGone ? " (shmbusd died or shut down)" : "") << "\n";
+          return kFailed;
+        }
+      }
     } else if (r.status == Status::Lapped) {
       std::cerr << "shmbus: lapped: lost " << r.lost << " message(s)\n";
     } else if (r.status == Status::Timeout) {
       std::cerr << "shmbus: no message for " << *o.timeout_ms << " ms; received " << got << "\n";
-      return o.count ? kTimeout : kOk;
+      return finish(o.count ? kTimeout : kOk);
+    } else if (r.status == Status::WindowFull && o.no_ack) {
+      std::cerr << "shmbus: holding " << got << " unacknowledged message(s), as many as " << dest.uri()
+                << " lets one consumer hold; stopping\n";
+      return finish(o.count ? kTimeout : kOk);
     } else {
       std::cerr << "shmbus: receive failed: " << to_string(r.status)
                 << (r.status == Status::DaemonGone ? " (shmbusd died or shut down)" : "") << "\n";
-      return kFailed;
+      return finish(kFailed);
     }
   }
-  return kOk;
+  return finish(kOk);
 }
 
 int cmd_stat(const Common& c, const std::vector<std::string>& args) {
   Opts o;
-  if (!parse_opts(args, o, false, false, true)) return kUsage;
+  if (!parse_opts(args, o, kOptJson)) return kUsage;
   if (!o.positional.empty()) {
     std::cerr << "shmbus: usage: shmbus stat [--json]\n";
     return kUsage;
   }
   const BusStats s = factory(c, "shmbus-stat").create_connection().stats();
-  if (o.json) {
-    std::cout << "{\"daemon\":{\"pid\":" << s.daemon_pid << ",\"dir\":\"" << json_escape(s.dir)
-              << "\",\"uptime_ms\":" << s.uptime_ms << ",\"clients\":" << s.clients.size() << "},\"clients\":[";
-    for (std::size_t i = 0; i < s.clients.size(); ++i) {
-      const auto& cl = s.clients[i];
-      std::cout << (i ? "," : "") << "{\"index\":" << cl.index << ",\"pid\":" << cl.pid << ",\"uid\":" << cl.uid
-                << ",\"name\":\"" << json_escape(cl.name) << "\"}";
-    }
-    std::cout << "],\"destinations\":[";
-    for (std::size_t i = 0; i < s.destinations.size(); ++i) {
-      const auto& d = s.destinations[i];
-      std::cout << (i ? "," : "") << "{\"name\":\"" << json_escape(d.uri) << "\",\"kind\":\"topic\",\"capacity\":"
-                << d.capacity << ",\"max_message_size\":" << d.max_message_size << ",\"shm_bytes\":" << d.shm_bytes
-                << ",\"published\":" << d.tail << ",\"producers\":" << d.producers
-                << ",\"consumers\":" << d.subscribers.size() << ",\"holes_repaired\":" << d.holes_repaired
-                << ",\"subscribers\":[";
-      for (std::size_t j = 0; j < d.subscribers.size(); ++j) {
-        const auto& ss = d.subscribers[j];
-        std::cout << (j ? "," : "") << "{\"consumer_id\":" << ss.consumer_id << ",\"client\":" << ss.client_index
-                  << ",\"pid\":" << ss.pid << ",\"position\":" << ss.position
-                  << ",\"lag\":" << (d.tail > ss.position ? d.tail - ss.position : 0) << ",\"received\":" << ss.received
-                  << ",\"lost\":" << ss.lost << "}";
-      }
-      std::cout << "]}";
-    }
-    std::cout << "]}\n";
-    return kOk;
-  }
-  std::cout << "shmbusd pid " << s.daemon_pid << " on " << s.dir << ", up " << s.uptime_ms / 1000 << " s, "
-            << s.clients.size() << " client(s)\n";
-  if (s.destinations.empty()) std::cout << "no destinations\n";
-  for (const auto& d : s.destinations) {
-    std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  published " << d.tail
-              << "  producers " << d.producers << "  consumers " << d.subscribers.size() << "  holes repaired "
-              << d.holes_repaired << "\n";
-    for (const auto& ss : d.subscribers)
-      std::cout << "    consumer " << ss.consumer_id << " (pid " << ss.pid << ")  position " << ss.position << "  lag "
-                << (d.tail > ss.position ? d.tail - ss.position : 0) << "  received " << ss.received << "  lost "
-                << ss.lost << "\n";
-  }
+  if (o.json) print_json(s);
+  else print_text(s);
   return kOk;
 }
 

@@ -1,5 +1,6 @@
 // The `shmbus` command line: send, recv, stat.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 

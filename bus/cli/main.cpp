@@ -15,7 +15,16 @@ commands:
 options for send/recv (used only when the destination is created):
   --capacity SLOTS   ring slots (power of two, default 4096)
   --max-size BYTES   largest message (default 4096)
-DEST is topic://NAME. DIR defaults to $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus, else /tmp/shmbus-<uid>.
+options for send to a queue:
+  --priority N       0 (lowest) to 9 (highest), default 4
+  --ttl MS           not delivered once MS milliseconds have passed since the send (0: never expires)
+  --delay MS         not delivered before MS milliseconds have passed since the send
+options for recv from a queue:
+  --ack MODE         auto (default: acknowledged as received), client or individual (acknowledged
+                     after printing), dups_ok (acknowledged in batches)
+  --no-ack           never acknowledge: what was printed goes back to the queue when recv exits (peek)
+DEST is topic://NAME or queue://NAME. DIR defaults to $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus, else
+/tmp/shmbus-<uid>.
 exit codes: 0 ok, 1 timeout before --count messages, 2 usage error, 3 no daemon, 4 other failure
 )";
 

@@ -5,10 +5,13 @@ namespace shmbus {
 namespace {
 constexpr std::size_t kMaxName = 64;
 
-void check_name(std::string_view uri, std::string_view name) {
-  if (name.empty() || name.size() > kMaxName)
+constexpr std::size_t kMaxQueueName = 60;  // so that its dead-letter queue "DLQ.NAME" is a name too
+
+void check_name(std::string_view uri, std::string_view name, std::size_t max = kMaxName) {
+  if (name.empty() || name.size() > max)
     throw Error(ErrorCode::BadDestination, "destination '" + std::string(uri) + "': the name must be 1 to " +
-                                               std::to_string(kMaxName) + " characters");
+                                               std::to_string(max) + " characters" +
+                                               (max == kMaxQueueName ? " (a queue's dead-letter queue is DLQ.NAME)" : ""));
   for (char ch : name) {
     const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
                     ch == '_' || ch == '-';
@@ -32,14 +35,14 @@ Destination Destination::parse(std::string_view uri) {
   else
     throw Error(ErrorCode::BadDestination, "unknown destination scheme '" + std::string(scheme) + "://' in '" +
                                                std::string(uri) + "': use topic://NAME or queue://NAME");
-  check_name(uri, name);
+  check_name(uri, name, k == Kind::Queue ? kMaxQueueName : kMaxName);
   return Destination(k, std::string(name));
 }
 
 std::string Destination::uri() const { return (kind_ == Kind::Topic ? "topic://" : "queue://") + name_; }
 
 Topic::Topic(std::string name) : Destination(Kind::Topic, name) { check_name("topic://" + name, name); }
-Queue::Queue(std::string name) : Destination(Kind::Queue, name) { check_name("queue://" + name, name); }
+Queue::Queue(std::string name) : Destination(Kind::Queue, name) { check_name("queue://" + name, name, kMaxQueueName); }
 
 const char* to_string(ErrorCode c) noexcept {
   switch (c) {

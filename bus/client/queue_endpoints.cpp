@@ -16,7 +16,9 @@ constexpr std::uint64_t kParkSliceNs = 20'000'000;  // as consumers: bounds noti
 constexpr int kSpinsBeforePark = 128;
 
 std::uint64_t ms_to_ns(std::chrono::milliseconds ms) noexcept {
-  return static_cast<std::uint64_t>(std::max<std::int64_t>(ms.count(), 0)) * 1'000'000ULL;
+  // Clamped to ~146 years so that now + it never wraps: "practically never" stays never.
+  constexpr std::int64_t kMaxMs = std::int64_t{1} << 52;
+  return static_cast<std::uint64_t>(std::clamp<std::int64_t>(ms.count(), 0, kMaxMs)) * 1'000'000ULL;
 }
 }  // namespace
 

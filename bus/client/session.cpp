@@ -14,7 +14,10 @@ struct Opened {
 
 constexpr std::size_t kMaxQueueName = 60;  // "DLQ." + NAME must be a valid name too
 
-std::uint64_t to_ns(std::chrono::milliseconds ms) { return static_cast<std::uint64_t>(ms.count()) * 1'000'000ULL; }
+// Clamped to ~146 years: a huge timeout or delay means "practically never", not a wrapped value.
+std::uint64_t to_ns(std::chrono::milliseconds ms) {
+  return static_cast<std::uint64_t>(std::clamp<std::int64_t>(ms.count(), 0, std::int64_t{1} << 52)) * 1'000'000ULL;
+}
 
 Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role role, const DestinationOptions& o,
                  AckMode mode = AckMode::Auto, std::chrono::milliseconds ack_timeout = {}) {

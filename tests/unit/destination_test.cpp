@@ -64,6 +64,13 @@ TEST(Destination_test, RejectsUnknownScheme) {
   expect_bad("://orders");
 }
 
+TEST(Destination_test, QueueNamesStopAtSixtyCharactersSoTheirDlqNameFits) {
+  EXPECT_EQ(Destination::parse("queue://" + std::string(60, 'q')).name().size(), 60U);
+  expect_bad("queue://" + std::string(61, 'q'));
+  EXPECT_EQ(Queue(std::string(60, 'q')).uri(), "queue://" + std::string(60, 'q'));
+  EXPECT_THROW(Queue(std::string(61, 'q')), Error);
+}
+
 TEST(Destination_test, TopicConstructorValidatesTheName) {
   EXPECT_EQ(Topic("prices").uri(), "topic://prices");
   try {
