@@ -144,6 +144,14 @@ bool QueueAgent::move_to_dlq(Queue& q, Queue& dlq, std::uint32_t slot, std::uint
   // The daemon is the DLQ's producer here: it cannot die while the queue exists, so its claim
   // records need no repair, and the copy happens in one go on this thread.
   auto& dh = dlq.q.header();
+  if (q.q.slot(slot)->length > dlq.q.max_payload()) {
+    // The DLQ was opened first by a client with a smaller max message size: the message cannot
+    // go there whole. Dropped and counted, never truncated.
+    // Relaxed: statistics.
+    q.q.header().dropped.fetch_add(1, std::memory_order_relaxed);
+    free_slot(q, slot, word);
+    return true;
+  }
   std::uint32_t ds = 0;
   std::uint64_t dw = 0;
   for (;;) {
@@ -157,7 +165,7 @@ bool QueueAgent::move_to_dlq(Queue& q, Queue& dlq, std::uint32_t slot, std::uint
   }
   const auto* src = q.q.slot(slot);
   auto* dst = dlq.q.slot(ds);
-  const std::uint32_t len = std::min(src->length, dlq.q.max_payload());
+  const std::uint32_t len = src->length;  // fits: checked above
   std::memcpy(dlq.q.payload(ds), q.q.payload(slot), len);
   dst->deliver_at_ns = 0;
   dst->expires_at_ns = 0;

@@ -115,8 +115,20 @@ void ProducerImpl::before_close() noexcept {
 // ------------------------------------------------------------------ consumers
 
 ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
+  // DupsOk settles a full batch here, at the start of the next receive, never as the batch's
+  // last message is handed out: a crash while processing it must bring it back.
+  const bool dups_ok = session->mode == AckMode::DupsOk;
+  if (dups_ok && since_flush >= std::max<std::uint32_t>(opts.dups_ok_batch, 1)) {
+    qreader.ack_all();
+    since_flush = 0;
+  }
   for (;;) {
     auto r = take_queue(out);
+    if (r.status == Status::WindowFull && dups_ok && since_flush != 0) {
+      qreader.ack_all();  // a batch larger than the window: settle what was processed, go on
+      since_flush = 0;
+      continue;
+    }
     if (r.status != Status::Ok) return r;
     if (qreader.still_mine(last_)) {
       settle_on_receive();
@@ -164,12 +176,7 @@ ReceiveResult ConsumerImpl::take_queue(Message& out) noexcept {
 void ConsumerImpl::settle_on_receive() noexcept {
   switch (session->mode) {
     case AckMode::Auto: qreader.ack(last_); break;
-    case AckMode::DupsOk:
-      if (++since_flush >= std::max<std::uint32_t>(opts.dups_ok_batch, 1)) {
-        qreader.ack_all();
-        since_flush = 0;
-      }
-      break;
+    case AckMode::DupsOk: ++since_flush; break;  // settled at a later receive (poll_queue)
     default: break;  // Client, Individual, Transacted: tracked in the FIFO until settled
   }
 }

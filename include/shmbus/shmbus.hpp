@@ -111,7 +111,8 @@ struct ConsumerOptions {
   /// taken back by the daemon and delivered again (to any consumer), flagged redelivered.
   /// 0 = never (only the consumer's death or close gives it back).
   std::chrono::milliseconds ack_timeout{30'000};
-  /// Queues, AckMode::DupsOk: acknowledge after this many messages (and whenever the queue is empty).
+  /// Queues, AckMode::DupsOk: once this many messages were handed out, the next receive
+  /// acknowledges them (and whenever the queue is empty or the window is full).
   std::uint32_t dups_ok_batch = 32;
 };
 

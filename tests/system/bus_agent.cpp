@@ -17,6 +17,42 @@
 //                 exit 0. A Status::Stalled prints "stalled seq=S op=send|claim" and is retried.
 // Common: --capacity C --max-size M (geometry if the agent creates the topic), --timeout-ms T
 // (longest wait for one message, default 20000).
+//
+// Queues (--queue Q instead of --topic T):
+//   qproduce      --dir D --queue Q --id K --count N [--start S] [--priority P] [--ttl-ms T]
+//                 [--delay-ms T] [--fail-fast] [--send-timeout-ms T] [--ack transacted] [--hold]
+//                 print "ready", [wait for a line on stdin], send N payloads, print "done sent=N"
+//                 (a failed send: "error status=S seq=Q", exit 1). --ack transacted: the sends
+//                 are one transaction: print "pending n=N", then a line "commit" or "rollback" on
+//                 stdin ends it, then "done".
+//   qconsume      --dir D --queue Q --ack MODE [--out FILE] [--sync-out] [--batch B]
+//                 [--pause-after N] [--progress-every N] [--crash-after N]
+//                 print "ready", then receive until a "stop" line on stdin; after "stop" drain
+//                 what is left and print "done received=N redelivered=R bad=B". Every message is
+//                 recorded in FILE (16-byte records: u32 agent producer id, u32 delivery count,
+//                 u64 seq; delivery count | 0x80000000 when flagged redelivered). --sync-out
+//                 writes each record (write(2)) before the next receive, so a SIGKILLed agent's
+//                 file holds everything it received; else FILE is written at the end.
+//                 client/individual: acknowledge each message after recording it. --pause-after:
+//                 after N messages print "paused n=N" and block (to be killed). --progress-every:
+//                 print "progress n=N" every N messages. --crash-after: SIGKILL itself as soon as
+//                 the N-th receive() returns, before recording the message (a crash while
+//                 processing it).
+//   qclient       --dir D --queue Q --ack MODE [--ack-timeout-ms T] [--batch B]
+//                 a consumer driven line by line from stdin; prints "ready", then one reply per
+//                 command:
+//                   recv N T    receive up to N messages, T ms each -> "got n=K status=S at_ns=NS
+//                               msgs=P:SEQ:R:DC,..." (R: 1 if redelivered; at_ns: CLOCK_MONOTONIC
+//                               when the last message came; msgs=- for none)
+//                   ack I       Message::acknowledge() on the I-th message received (1-based)
+//                               -> "ack status=S"
+//                   sack        Session::acknowledge()  -> "sack n=K"
+//                   recover     Session::recover()      -> "recover n=K"
+//                   commit      Session::commit()       -> "commit ok"
+//                   rollback    Session::rollback()     -> "rollback ok"
+//                   exit        close and exit 0
+// Queue options: --ack auto|client|dups_ok|individual|transacted, --ack-timeout-ms T (default
+// 30000; 0: none), --batch B (ConsumerOptions::dups_ok_batch, default 32), --max-deliveries N.
 #include "common/paths.hpp"
 #include "layout/topic_layout.hpp"
 #include "payload.hpp"
@@ -27,6 +63,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -41,11 +80,17 @@ using namespace shmbus;
 using namespace shmbus::systest;
 
 struct Args {
-  std::string cmd, dir, topic, wait = "park";
+  std::string cmd, dir, topic, queue, wait = "park", ack = "auto", out;
   std::uint32_t id = 0, capacity = 4096, max_size = 64;
   std::uint64_t start = 1, timeout_ms = 20000, interval_us = 0;
   std::vector<std::uint64_t> counts;
   bool hold = false;
+  // Queues.
+  bool sync_out = false, fail_fast = false;
+  int priority = -1;
+  std::uint64_t ttl_ms = 0, delay_ms = 0, send_timeout_ms = 10000, ack_timeout_ms = 30000, pause_after = 0,
+                progress_every = 0, crash_after = 0;
+  std::uint32_t batch = 32, max_deliveries = 10;
 };
 
 std::uint64_t number(const std::string& k, const std::string& v) {
@@ -61,8 +106,8 @@ Args parse(int argc, char** argv) {
   a.cmd = argv[1];
   for (int i = 2; i < argc; ++i) {
     const std::string k = argv[i];
-    if (k == "--hold") {
-      a.hold = true;
+    if (k == "--hold" || k == "--sync-out" || k == "--fail-fast") {
+      (k == "--hold" ? a.hold : k == "--sync-out" ? a.sync_out : a.fail_fast) = true;
       continue;
     }
     if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
@@ -76,12 +121,26 @@ Args parse(int argc, char** argv) {
     else if (k == "--start") a.start = number(k, v);
     else if (k == "--timeout-ms") a.timeout_ms = number(k, v);
     else if (k == "--interval-us") a.interval_us = number(k, v);
+    else if (k == "--queue") a.queue = v;
+    else if (k == "--ack") a.ack = v;
+    else if (k == "--out") a.out = v;
+    else if (k == "--priority") a.priority = static_cast<int>(number(k, v));
+    else if (k == "--ttl-ms") a.ttl_ms = number(k, v);
+    else if (k == "--delay-ms") a.delay_ms = number(k, v);
+    else if (k == "--send-timeout-ms") a.send_timeout_ms = number(k, v);
+    else if (k == "--ack-timeout-ms") a.ack_timeout_ms = number(k, v);
+    else if (k == "--pause-after") a.pause_after = number(k, v);
+    else if (k == "--progress-every") a.progress_every = number(k, v);
+    else if (k == "--crash-after") a.crash_after = number(k, v);
+    else if (k == "--batch") a.batch = static_cast<std::uint32_t>(number(k, v));
+    else if (k == "--max-deliveries") a.max_deliveries = static_cast<std::uint32_t>(number(k, v));
     else if (k == "--count") {
       std::stringstream ss(v);
       for (std::string part; std::getline(ss, part, ',');) a.counts.push_back(number(k, part));
     } else throw std::invalid_argument("unknown option " + k);
   }
-  if (a.dir.empty() || a.topic.empty()) throw std::invalid_argument("--dir and --topic are required");
+  if (a.dir.empty() || (a.topic.empty() == a.queue.empty()))
+    throw std::invalid_argument("--dir and one of --topic / --queue are required");
   return a;
 }
 
@@ -97,11 +156,20 @@ WaitStrategy strategy(const std::string& w) {
   throw std::invalid_argument("--wait must be park, spin or yield, not '" + w + "'");
 }
 
+AckMode ack_mode(const std::string& m) {
+  if (m == "auto") return AckMode::Auto;
+  if (m == "client") return AckMode::Client;
+  if (m == "dups_ok") return AckMode::DupsOk;
+  if (m == "individual") return AckMode::Individual;
+  if (m == "transacted") return AckMode::Transacted;
+  throw std::invalid_argument("--ack must be auto, client, dups_ok, individual or transacted, not '" + m + "'");
+}
+
 struct Session_ {
   Connection conn;
   Session session;
-  explicit Session_(const Args& a)
-      : conn(ConnectionFactory(a.dir, "agent-" + a.cmd).create_connection()), session(conn.create_session()) {}
+  explicit Session_(const Args& a, AckMode mode = AckMode::Auto)
+      : conn(ConnectionFactory(a.dir, "agent-" + a.cmd).create_connection()), session(conn.create_session(mode)) {}
 };
 
 int produce(const Args& a) {
@@ -282,6 +350,218 @@ int produce_forever(const Args& a) {
   return 0;
 }
 
+
+// ------------------------------------------------------------------ queues
+
+DestinationOptions queue_geometry(const Args& a) {
+  DestinationOptions o;
+  o.capacity = a.capacity;
+  o.max_message_size = a.max_size;
+  o.max_deliveries = a.max_deliveries;
+  return o;
+}
+
+ConsumerOptions consumer_options(const Args& a) {
+  ConsumerOptions o;
+  o.wait = strategy(a.wait);
+  o.ack_timeout = std::chrono::milliseconds(a.ack_timeout_ms);
+  o.dups_ok_batch = a.batch;
+  return o;
+}
+
+std::int64_t mono_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int qproduce(const Args& a) {
+  const AckMode mode = ack_mode(a.ack);
+  Session_ s(a, mode);
+  ProducerOptions po;
+  if (a.priority >= 0) po.priority = static_cast<std::uint8_t>(a.priority);
+  po.time_to_live = std::chrono::milliseconds(a.ttl_ms);
+  po.delivery_delay = std::chrono::milliseconds(a.delay_ms);
+  po.on_full = a.fail_fast ? FullPolicy::FailFast : FullPolicy::Block;
+  po.send_timeout = std::chrono::milliseconds(a.send_timeout_ms);
+  auto p = s.session.create_producer(Queue(a.queue), po, queue_geometry(a));
+  say("ready producer=" + std::to_string(p.id()));
+  if (a.hold) {
+    std::string go;
+    if (!std::getline(std::cin, go)) return 1;
+  }
+  const std::uint64_t n = a.counts.empty() ? 0 : a.counts.front();
+  unsigned char buf[kPayloadSize];
+  for (std::uint64_t seq = a.start; seq < a.start + n; ++seq) {
+    make_payload(a.id, seq, buf);
+    const auto t0 = mono_ns();
+    const auto st = p.send(std::as_bytes(std::span<const unsigned char>(buf)));
+    if (st != Status::Ok) {
+      std::cerr << "bus_agent qproduce: send of seq " << seq << " failed: " << to_string(st) << "\n";
+      say("error status=" + std::string(to_string(st)) + " seq=" + std::to_string(seq) +
+          " waited_ms=" + std::to_string((mono_ns() - t0) / 1'000'000));
+      return 1;
+    }
+  }
+  if (mode == AckMode::Transacted) {
+    say("pending n=" + std::to_string(n));
+    std::string what;
+    if (!std::getline(std::cin, what)) return 1;
+    if (what == "commit") s.session.commit();
+    else if (what == "rollback") s.session.rollback();
+    else throw std::invalid_argument("qproduce: commit or rollback, not '" + what + "'");
+  }
+  say("done sent=" + std::to_string(n));
+  return 0;
+}
+
+// One received message as the tests see it.
+struct Record {
+  std::uint32_t producer = 0;
+  std::uint32_t count = 0;  // delivery count, | 0x80000000 when flagged redelivered
+  std::uint64_t seq = 0;
+};
+static_assert(sizeof(Record) == 16);
+
+bool write_all(int fd, const void* p, std::size_t n) {
+  const auto* b = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, b, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    b += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// A "stop" line (or EOF) on stdin, looked at without blocking.
+bool stop_requested() {
+  pollfd p{0, POLLIN, 0};
+  if (::poll(&p, 1, 0) <= 0) return false;
+  std::string line;
+  if (!std::getline(std::cin, line)) return true;
+  return line == "stop";
+}
+
+int qconsume(const Args& a) {
+  const AckMode mode = ack_mode(a.ack);
+  Session_ s(a, mode);
+  auto c = s.session.create_consumer(Queue(a.queue), consumer_options(a), queue_geometry(a));
+  int fd = -1;
+  if (!a.out.empty()) {
+    fd = ::open(a.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot open " + a.out + ": " + std::strerror(errno));
+  }
+  std::vector<Record> records;
+  records.reserve(1 << 16);
+  say("ready consumer=" + std::to_string(c.id()));
+  std::uint64_t received = 0, redelivered = 0, bad = 0;
+  bool stopping = false;
+  Message m;
+  for (;;) {
+    const auto r = stopping ? c.receive_no_wait(m) : c.receive(m, std::chrono::milliseconds(20));
+    if (r.status == Status::Timeout) {
+      if (stopping) break;
+      stopping = stop_requested();
+      continue;
+    }
+    if (r.status != Status::Ok) {
+      std::cerr << "bus_agent qconsume: receive returned " << to_string(r.status) << " after " << received << "\n";
+      say("error status=" + std::string(to_string(r.status)) + " received=" + std::to_string(received));
+      return 1;
+    }
+    if (a.crash_after && received + 1 == a.crash_after) ::raise(SIGKILL);  // dies while "processing" it
+    const auto d = read_payload(m.body());
+    if (!d.intact) ++bad;
+    if (m.redelivered()) ++redelivered;
+    const Record rec{d.producer, m.delivery_count() | (m.redelivered() ? 0x80000000U : 0U), d.seq};
+    if (fd >= 0 && a.sync_out) {
+      if (!write_all(fd, &rec, sizeof rec)) throw std::runtime_error("write " + a.out + " failed");
+    } else {
+      records.push_back(rec);
+    }
+    if (mode == AckMode::Client || mode == AckMode::Individual) {
+      if (const auto st = m.acknowledge(); st != Status::Ok) {
+        say("error ack status=" + std::string(to_string(st)) + " received=" + std::to_string(received));
+        return 1;
+      }
+    } else if (mode == AckMode::Transacted) {
+      s.session.commit();
+    }
+    ++received;
+    if (a.progress_every && received % a.progress_every == 0) say("progress n=" + std::to_string(received));
+    if (a.pause_after && received == a.pause_after) {
+      say("paused n=" + std::to_string(received));
+      block_forever();
+    }
+  }
+  if (fd >= 0 && !records.empty() && !write_all(fd, records.data(), records.size() * sizeof(Record)))
+    throw std::runtime_error("write " + a.out + " failed");
+  if (fd >= 0) ::close(fd);
+  say("done received=" + std::to_string(received) + " redelivered=" + std::to_string(redelivered) +
+      " bad=" + std::to_string(bad));
+  return 0;
+}
+
+int qclient(const Args& a) {
+  const AckMode mode = ack_mode(a.ack);
+  Session_ s(a, mode);
+  auto c = s.session.create_consumer(Queue(a.queue), consumer_options(a), queue_geometry(a));
+  say("ready consumer=" + std::to_string(c.id()));
+  std::vector<Message> got;  // copies: acknowledge() stays valid until the consumer closes
+  for (std::string line; std::getline(std::cin, line);) {
+    std::istringstream in(line);
+    std::string cmd;
+    in >> cmd;
+    if (cmd == "recv") {
+      std::uint64_t n = 0, t = 0;
+      in >> n >> t;
+      std::string msgs;
+      std::uint64_t k = 0;
+      std::int64_t at = 0;
+      Status last = Status::Ok;
+      Message m;
+      for (; k < n; ++k) {
+        const auto r = c.receive(m, std::chrono::milliseconds(t));
+        last = r.status;
+        if (r.status != Status::Ok) break;
+        at = mono_ns();
+        const auto d = read_payload(m.body());
+        if (!d.intact) {
+          say("error bad payload");
+          return 1;
+        }
+        got.push_back(m);
+        msgs += (msgs.empty() ? "" : ",") + std::to_string(d.producer) + ":" + std::to_string(d.seq) + ":" +
+                (m.redelivered() ? "1" : "0") + ":" + std::to_string(m.delivery_count());
+      }
+      say("got n=" + std::to_string(k) + " status=" + to_string(last) + " at_ns=" + std::to_string(at) +
+          " msgs=" + (msgs.empty() ? "-" : msgs));
+    } else if (cmd == "ack") {
+      std::size_t i = 0;
+      in >> i;
+      if (i < 1 || i > got.size()) throw std::invalid_argument("ack: no message " + std::to_string(i));
+      say("ack status=" + std::string(to_string(got[i - 1].acknowledge())));
+    } else if (cmd == "sack") {
+      say("sack n=" + std::to_string(s.session.acknowledge()));
+    } else if (cmd == "recover") {
+      say("recover n=" + std::to_string(s.session.recover()));
+    } else if (cmd == "commit") {
+      s.session.commit();
+      say("commit ok");
+    } else if (cmd == "rollback") {
+      s.session.rollback();
+      say("rollback ok");
+    } else if (cmd == "exit") {
+      c.close();
+      say("bye");
+      return 0;
+    } else {
+      throw std::invalid_argument("unknown qclient command '" + line + "'");
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,6 +573,9 @@ int main(int argc, char** argv) {
     if (a.cmd == "reserve-and-hang") return reserve_and_hang(a);
     if (a.cmd == "block-receive") return block_receive(a);
     if (a.cmd == "produce-forever") return produce_forever(a);
+    if (a.cmd == "qproduce") return qproduce(a);
+    if (a.cmd == "qconsume") return qconsume(a);
+    if (a.cmd == "qclient") return qclient(a);
     std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
     return 2;
   } catch (const shmbus::Error& e) {
