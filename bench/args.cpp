@@ -1,5 +1,6 @@
 #include "args.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string_view>
@@ -19,6 +20,11 @@ constexpr const char* kUsage =
     "  rate        one-way latency at a fixed send rate (--rate), corrected for coordinated omission\n"
     "  throughput  msgs/s and MB/s: 1->1, N->1 (--producers), 1->N (--consumers) on a topic, next to\n"
     "              a raw SPSC ring\n"
+    "  queue-throughput  msgs/s and MB/s through a queue with acknowledgements: --producers N -> 1, 2 and\n"
+    "              4 consumers (or --consumers M) per ack mode (--ack), next to a topic 1->1; checks that\n"
+    "              every message was received exactly once (count + checksum of producer sequences)\n"
+    "  queue-latency  ping-pong through two queues (per --ack mode) next to two topics and the floor in\n"
+    "              the same alternating rounds; one-way latency (RTT/2) percentiles in ns\n"
     "options:\n"
     "  --json               print one JSON object on stdout (progress still goes to stderr)\n"
     "  --out FILE           also write the JSON object to FILE\n"
@@ -30,17 +36,25 @@ constexpr const char* kUsage =
     "  --size BYTES         message size, 8 .. 16777216 (default 64)\n"
     "  --wait spin|yield|park  consumer WaitStrategy for both sides (default spin)\n"
     "  --spin-count N       ConsumerOptions::spin_count for yield/park (default 0)\n"
-    "  --capacity N         ring slots of the ping and pong topics (default 4096)\n"
+    "  --capacity N         ring slots of the ping and pong topics, and of the queues (default 4096)\n"
     "  --dir DIR            use the shmbusd already serving DIR (default: start one in a temp dir;\n"
     "                       its binary is $SHMBUSD, else the one built with this bench)\n"
     "  --no-pin             do not pin ping/pong to CPUs 0/1\n"
     "  --variants           also run floor variants that add the ring's costs one by one\n"
     "  --only KEYS          compare: only these mechanisms (comma-separated JSON keys)\n"
-    "  --sizes LIST         sweep/throughput: message sizes (default 8,64,512,4096,65536)\n"
+    "  --sizes LIST         sweep/throughput: message sizes (default 8,64,512,4096,65536;\n"
+    "                       queue-throughput: 64)\n"
     "  --rate N             rate: messages per second (default 100000)\n"
     "  --producers N        throughput: producer processes (default 1)\n"
-    "  --consumers N        throughput: consumer processes (default 1)\n"
-    "  --seconds S          throughput: measuring time per point (default 2; --quick 0.5)\n"
+    "  --consumers N        throughput: consumer processes (default 1); queue-throughput: only N\n"
+    "                       consumers (default: 1, 2 and 4)\n"
+    "  --seconds S          throughput, queue-throughput: measuring time per point (default 2;\n"
+    "                       --quick 0.5)\n"
+    "  --messages N         queue-throughput: send exactly N messages per point (split over the\n"
+    "                       producers) and time them, instead of --seconds\n"
+    "  --ack LIST           queue-throughput, queue-latency: consumer session ack modes, one case each:\n"
+    "                       auto, client, individual, dups_ok (default auto,individual); client and\n"
+    "                       individual call Message::acknowledge() on every message\n"
     "  --plot DIR           write gnuplot data files and PNG/SVG plots into DIR\n";
 
 bool number(std::string_view flag, const char* v, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
@@ -55,6 +69,28 @@ bool number(std::string_view flag, const char* v, std::uint64_t lo, std::uint64_
 }
 
 }  // namespace
+
+std::vector<std::string> ack_names(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i <= list.size()) {
+    const std::size_t j = std::min(list.find(',', i), list.size());
+    out.push_back(list.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+bool ack_list_ok(const std::string& list) {
+  const auto names = ack_names(list);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const auto& n = names[i];
+    if (n != "auto" && n != "client" && n != "individual" && n != "dups_ok") return false;
+    for (std::size_t k = 0; k < i; ++k)
+      if (names[k] == n) return false;  // each mode once: they are JSON keys
+  }
+  return true;
+}
 
 const char* wait_name(Wait w) noexcept {
   switch (w) {
@@ -80,7 +116,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     return false;
   }
   if (a.command != "pingpong" && a.command != "compare" && a.command != "sweep" && a.command != "rate" &&
-      a.command != "throughput") {
+      a.command != "throughput" && a.command != "queue-throughput" && a.command != "queue-latency") {
     std::cerr << "shmbus-bench: unknown command '" << a.command << "'\n" << kUsage;
     return false;
   }
@@ -90,7 +126,8 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     const bool takes_value = k == "--iterations" || k == "--warmup" || k == "--size" || k == "--wait" ||
                              k == "--dir" || k == "--out" || k == "--spin-count" || k == "--capacity" ||
                              k == "--rounds" || k == "--only" || k == "--sizes" || k == "--rate" ||
-                             k == "--producers" || k == "--consumers" || k == "--seconds" || k == "--plot";
+                             k == "--producers" || k == "--consumers" || k == "--seconds" || k == "--plot" ||
+                             k == "--messages" || k == "--ack";
     if (takes_value && i + 1 >= argc) {
       std::cerr << "shmbus-bench: " << k << " needs a value\n";
       return false;
@@ -141,6 +178,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
       a.only = argv[++i];
     } else if (k == "--sizes") {
       a.sizes = argv[++i];
+      a.sizes_set = true;
     } else if (k == "--plot") {
       a.plot_dir = argv[++i];
     } else if (k == "--rate") {
@@ -148,6 +186,16 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     } else if (k == "--producers" || k == "--consumers") {
       if (!number(k, argv[++i], 1, 32, n)) return false;
       (k == "--producers" ? a.producers : a.consumers) = static_cast<std::uint32_t>(n);
+      if (k == "--consumers") a.consumers_set = true;
+    } else if (k == "--messages") {
+      if (!number(k, argv[++i], 1, 1'000'000'000'000ULL, a.messages)) return false;
+    } else if (k == "--ack") {
+      a.ack = argv[++i];
+      if (!ack_list_ok(a.ack)) {
+        std::cerr << "shmbus-bench: --ack must be a comma-separated list of auto, client, individual, dups_ok, not '"
+                  << a.ack << "'\n";
+        return false;
+      }
     } else if (k == "--seconds") {
       char* end = nullptr;
       const double d = std::strtod(argv[++i], &end);
@@ -164,6 +212,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
       return false;
     }
   }
+  if (a.command == "queue-throughput" && !a.sizes_set) a.sizes = "64";
   if (a.quick) {
     if (!iterations_set) a.iterations = 20'000;
     if (!warmup_set) a.warmup = 2'000;

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace shmbus::bench {
 
@@ -13,7 +14,7 @@ const char* wait_name(Wait w) noexcept;
 const char* wait_mode(Wait w) noexcept;
 
 struct Args {
-  std::string command;               ///< pingpong | compare | sweep | rate | throughput
+  std::string command;               ///< pingpong | compare | sweep | rate | throughput | queue-throughput | queue-latency
   bool json = false;                 ///< one JSON object on stdout instead of the table
   bool quick = false;                ///< 20k round trips instead of 100k
   bool pin = true;                   ///< pin ping to CPU 0 and pong to CPU 1 when available
@@ -30,16 +31,26 @@ struct Args {
   // --- compare
   std::string only;                  ///< comma-separated mechanism keys to run (empty: all available)
   // --- sweep
-  std::string sizes = "8,64,512,4096,65536";  ///< message sizes for sweep / throughput
+  std::string sizes = "8,64,512,4096,65536";  ///< message sizes for sweep / throughput (queue-throughput: "64")
+  bool sizes_set = false;            ///< --sizes was given
   // --- rate
   std::uint64_t rate = 100'000;      ///< messages per second the sender aims at (rate scenario)
   // --- throughput
   std::uint32_t producers = 1;       ///< producer processes (N in N->1)
   std::uint32_t consumers = 1;       ///< consumer processes (1->N fan-out)
+  bool consumers_set = false;        ///< --consumers was given (queue-throughput: only that count, not 1,2,4)
   double seconds = 2.0;              ///< measuring time per throughput point
+  // --- queue-throughput / queue-latency
+  std::string ack = "auto,individual";  ///< queue consumers' session AckModes, one case per mode
+  std::uint64_t messages = 0;        ///< queue-throughput: fixed message count per point (0: time-based, --seconds)
   // --- plots
   std::string plot_dir;              ///< write gnuplot data + PNG/SVG plots here (empty: none)
 };
+
+/// Splits --ack ("auto,individual") into names; ack_list_ok() says whether each is a known mode
+/// (auto, client, individual, dups_ok), given once.
+std::vector<std::string> ack_names(const std::string& list);
+bool ack_list_ok(const std::string& list);
 
 /// Parses argv. Returns false when the program should exit with `rc` (help, or a usage error
 /// already printed on stderr).

@@ -109,6 +109,7 @@ bool wanted(const Args& a, const std::string& key) {
 
 /// pingpong: the floor (and --variants) and shmbus with --wait. compare: the 64-byte ping-pong for
 /// every mechanism, each mode measured separately (shmbus spin and park; peers as they come).
+/// queue-latency: the floor, shmbus topics and shmbus queues (one per --ack mode) with --wait.
 int run_pingpong(const Args& a, const std::string& dir, Report& r) {
   const bool compare = a.command == "compare";
   std::vector<FloorKind> floors{FloorKind::Plain};
@@ -133,7 +134,16 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
                      },
                      {}, 0, {}});
   };
-  if (compare) {
+  if (a.command == "queue-latency") {
+    // The topic figure next to each queue ack mode, alternated in the same rounds.
+    add_shmbus("shmbus", "shmbus topic", a.wait);
+    for (const std::string& ack : ack_names(a.ack))
+      mechs.push_back({"queue_" + ack, "queue, " + ack, wait_mode(a.wait),
+                       std::string("queue ping + queue pong, send / receive") +
+                           (ack == "client" || ack == "individual" ? " + Message::acknowledge()" : "") + ", AckMode::" +
+                           ack + ", wait=" + wait_name(a.wait) + ", disable_timestamp=true",
+                       [&r, &dir, ack](const Args& x) { return run_queue_pingpong(x, dir, r.pinned, ack); }, {}, 0, {}});
+  } else if (compare) {
     add_shmbus("shmbus", "shmbus topic", Wait::Spin);
     add_shmbus("shmbus_park", "shmbus topic, park", Wait::Park);
     for (auto& p : peers())
@@ -152,14 +162,16 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
     std::vector<CurveSeries> cs;
     for (const auto& m : mechs)
       if (!m.samples.empty()) cs.push_back({m.label + " (" + m.mode + ")", m.samples, 0.5, 0, m.mode == "block"});
-    announce_plots(write_latency_plot(a.plot_dir, a.command + "-latency",
+    const std::string stem = a.command == "queue-latency" ? a.command : a.command + "-latency";
+    announce_plots(write_latency_plot(a.plot_dir, stem,
                                       a.command + ": one-way latency (RTT/2) by percentile, " + std::to_string(a.size) + " B",
                                       cs),
                    a.plot_dir);
   }
-  // The floor and shmbus are the point of the run: if either failed the report means nothing.
+  // The floor and shmbus (and the queues, in queue-latency) are the point of the run: if one failed
+  // the report means nothing (its error was printed as the round failed).
   for (const auto& m : mechs)
-    if ((m.key == "floor" || m.key == "shmbus") && !m.error.empty()) return 1;
+    if ((m.key == "floor" || m.key == "shmbus" || m.key.starts_with("queue_")) && !m.error.empty()) return 1;
   return 0;
 }
 
@@ -169,6 +181,7 @@ int run(const Args& a) {
   if (a.command == "sweep") return run_sweep(a, bus.dir, bus.description);
   if (a.command == "rate") return run_rate(a, bus.dir, bus.description);
   if (a.command == "throughput") return run_throughput(a, bus.dir, bus.description);
+  if (a.command == "queue-throughput") return run_queue_throughput(a, bus.dir, bus.description);
   Report r;
   r.args = a;
   r.machine = probe_machine();

@@ -51,7 +51,8 @@ std::string to_json(const Report& r) {
   const auto* bus = find(r, "shmbus");
   Json j;
   j.begin();
-  j.str("benchmark", "pingpong").str("latency", "one-way = RTT/2, ns");
+  const bool queues = r.args.command == "queue-latency";
+  j.str("benchmark", queues ? "queue-latency" : "pingpong").str("latency", "one-way = RTT/2, ns");
   j.integer("iterations", static_cast<std::int64_t>(r.args.iterations))
       .integer("warmup", static_cast<std::int64_t>(r.args.warmup))
       .integer("rounds", r.args.rounds)
@@ -66,8 +67,9 @@ std::string to_json(const Report& r) {
       .str("consumer_wait", wait_name(r.args.wait))
       .integer("spin_count", r.args.spin_count)
       .integer("capacity", r.args.capacity)
-      .integer("max_message_size", r.args.size)
-      .end();
+      .integer("max_message_size", r.args.size);
+  if (queues) j.str("queue_ack_modes", r.args.ack);
+  j.end();
   // One object per mechanism. ratio_* is to the floor; ratio_shmbus_* to `shmbus_ref` (shmbus in the
   // same mode). A peer that failed has "error"; without any sample it has no figures at all.
   for (const auto& m : r.mechs) {
@@ -96,6 +98,20 @@ std::string to_json(const Report& r) {
     for (const auto& [key, why] : missing) j.str(key, why);
     j.end();
   }
+  if (queues && bus && !empty(*bus)) {
+    // Each queue ack mode against the topic in the same run and mode (also in its own object as
+    // ratio_shmbus_*): queue / topic one-way latency.
+    j.begin("queue_vs_topic");
+    for (const auto& m : r.mechs) {
+      if (!m.key.starts_with("queue_") || empty(m)) continue;
+      j.begin(m.key.substr(6))
+          .num("ratio_p50", ratio(m.one_way.p50, bus->one_way.p50), 3)
+          .num("ratio_p99", ratio(m.one_way.p99, bus->one_way.p99), 3)
+          .num("ratio_p999", ratio(m.one_way.p999, bus->one_way.p999), 3)
+          .end();
+    }
+    j.end();
+  }
   if (floor && bus) {
     j.num("ratio_p50", ratio(bus->one_way.p50, floor->one_way.p50), 3)
         .num("ratio_p99", ratio(bus->one_way.p99, floor->one_way.p99), 3)
@@ -111,9 +127,9 @@ std::string to_table(const Report& r) {
   char line[512];
   const auto& m = r.machine;
   std::snprintf(line, sizeof line,
-                "shmbus-bench pingpong: %u-byte messages, %llu round trips in %u alternating rounds (each after %llu "
+                "shmbus-bench %s: %u-byte messages, %llu round trips in %u alternating rounds (each after %llu "
                 "warm-up); one-way latency = RTT/2, ns\n",
-                r.args.size, static_cast<unsigned long long>(r.args.iterations), r.args.rounds,
+                r.args.command == "queue-latency" ? "queue-latency" : "pingpong", r.args.size, static_cast<unsigned long long>(r.args.iterations), r.args.rounds,
                 static_cast<unsigned long long>(r.args.warmup));
   s += line;
   s += machine_line(m);
@@ -124,6 +140,13 @@ std::string to_table(const Report& r) {
                 "send()/receive(), 2 topics x %u slots\n",
                 wait_name(r.args.wait), r.args.spin_count, r.args.capacity);
   s += line;
+  if (r.args.command == "queue-latency") {
+    std::snprintf(line, sizeof line,
+                  "queues  : the same with 2 queues x %u slots per ack mode (%s); client/individual call "
+                  "Message::acknowledge() on each message inside the timed round trip, auto acks inside receive()\n",
+                  r.args.capacity, r.args.ack.c_str());
+    s += line;
+  }
   s += "daemon  : " + r.daemon + "\n\n";
   const auto* floor = find(r, "floor");
   std::snprintf(line, sizeof line, "%-22s %-5s %9s %9s %9s %9s %11s %9s %9s %9s %9s\n", "mechanism", "mode", "p50",
@@ -167,6 +190,15 @@ std::string to_table(const Report& r) {
                   r50, ratio(bus->one_way.p99, floor->one_way.p99),
                   r.args.wait == Wait::Park ? "; park mode wakes a sleeping process, the floor spins" : "");
     s += line;
+  }
+  if (const auto* bus = find(r, "shmbus"); bus && !empty(*bus) && r.args.command == "queue-latency") {
+    for (const auto& x : r.mechs) {
+      if (!x.key.starts_with("queue_") || empty(x)) continue;
+      std::snprintf(line, sizeof line, "ratio %s/topic: p50 %.2fx, p99 %.2fx, p99.9 %.2fx (same run, same wait)\n",
+                    x.label.c_str(), ratio(x.one_way.p50, bus->one_way.p50), ratio(x.one_way.p99, bus->one_way.p99),
+                    ratio(x.one_way.p999, bus->one_way.p999));
+      s += line;
+    }
   }
   // The other like-with-like targets (measured, not asserted).
   const auto* park = find(r, "shmbus_park");

@@ -22,12 +22,18 @@ const char* floor_label(FloorKind k) noexcept;  ///< table label
 std::vector<std::uint64_t> run_floor(const Args& a, FloorKind kind, bool pin);
 /// `dir`: the directory of a running shmbusd.
 std::vector<std::uint64_t> run_shmbus_pingpong(const Args& a, const std::string& dir, bool pin);
+/// The same ping-pong through two queues (queue://...ping, queue://...pong); both consumers'
+/// sessions use ack mode `ack` ("auto", "client", "individual", "dups_ok": see ack_names), and
+/// client/individual acknowledge() every message as soon as receive() returns it, inside the
+/// timed round trip (AUTO acknowledges inside receive(), also timed).
+std::vector<std::uint64_t> run_queue_pingpong(const Args& a, const std::string& dir, bool pin, const std::string& ack);
 
 /// The scenarios beyond ping-pong; each prints its own table / JSON and returns an exit code.
 /// `dir`: the directory of a running shmbusd.
 int run_sweep(const Args& a, const std::string& dir, const std::string& daemon_desc);
 int run_rate(const Args& a, const std::string& dir, const std::string& daemon_desc);
 int run_throughput(const Args& a, const std::string& dir, const std::string& daemon_desc);
+int run_queue_throughput(const Args& a, const std::string& dir, const std::string& daemon_desc);
 
 /// Writes `v` into the first 8 bytes of a message (messages are >= 8 bytes).
 inline void stamp_message(std::byte* p, std::uint64_t v) noexcept { __builtin_memcpy(p, &v, 8); }

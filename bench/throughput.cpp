@@ -4,6 +4,7 @@
 // N->1 and 1->N on one topic. Each worker is a process; after a warm-up, each one counts its
 // messages between the moments it sees the "measure" and "stop" phases, with its own rdtscp ticks.
 #include "plot.hpp"
+#include "queue_common.hpp"
 #include "scenario_common.hpp"
 #include "scenarios.hpp"
 #include "throughput.hpp"
@@ -42,30 +43,27 @@ struct Result {
   double lost_mean() const { double s = 0; for (auto& r : cons) s += r.lost; return cons.empty() ? 0 : s / double(cons.size()); }
 };
 
-WaitStrategy strategy(Wait w) {
-  return w == Wait::Spin ? WaitStrategy::Spin : w == Wait::Yield ? WaitStrategy::SpinYield : WaitStrategy::Park;
-}
-
 Rate rate_of(const Stat& s, double npt) {
   const double secs = static_cast<double>(s.t_end - s.t_begin) * npt / 1e9;
   if (secs <= 0) return {};
   return {static_cast<double>(s.c_end - s.c_begin) / secs, static_cast<double>(s.l_end - s.l_begin) / secs};
 }
 
-std::vector<Worker> shmbus_workers(const Context& c, const Case& cs, const std::string& dir, std::uint32_t size,
-                                   std::uint32_t capacity, Stat* st) {
+}  // namespace
+
+std::vector<Worker> topic_workers(const Args& a, std::uint32_t producers, std::uint32_t consumers, bool pin,
+                                  const std::string& dir, std::uint32_t size, std::uint32_t capacity, Stat* st) {
   const Topic topic("bench.tp." + std::to_string(::getpid()) + "." + std::to_string(mono_ns() % 100'000'000));
   DestinationOptions dopts;
   dopts.capacity = capacity;
   dopts.max_message_size = size;
-  const Args& a = c.args;
-  const std::uint32_t np = cs.producers;
+  const std::uint32_t np = producers;
   std::vector<Worker> ws;
-  for (std::uint32_t i = 0; i < cs.consumers; ++i)
-    ws.push_back({"consumer " + std::to_string(i + 1), cs.pin ? 1 : -1, [=, &a](WorkerCtx& ctx) {
+  for (std::uint32_t i = 0; i < consumers; ++i)
+    ws.push_back({"consumer " + std::to_string(i + 1), pin ? 1 : -1, [=, &a](WorkerCtx& ctx) {
       Connection conn = ConnectionFactory(dir, "shmbus-bench-tp-consumer").create_connection();
       Session s = conn.create_session();
-      MessageConsumer in = s.create_consumer(topic, {strategy(a.wait), a.spin_count}, dopts);
+      MessageConsumer in = s.create_consumer(topic, {wait_strategy(a.wait), a.spin_count}, dopts);
       Stat* me = st + np + i;
       const auto all_done = [&] {
         for (std::uint32_t p = 0; p < np; ++p) if (!st[p].done.load(std::memory_order_acquire)) return false;
@@ -100,7 +98,7 @@ std::vector<Worker> shmbus_workers(const Context& c, const Case& cs, const std::
       me->lost_total = lost;
     }});
   for (std::uint32_t i = 0; i < np; ++i)
-    ws.push_back({"producer " + std::to_string(i + 1), cs.pin ? 0 : -1, [=](WorkerCtx& ctx) {
+    ws.push_back({"producer " + std::to_string(i + 1), pin ? 0 : -1, [=](WorkerCtx& ctx) {
       Connection conn = ConnectionFactory(dir, "shmbus-bench-tp-producer").create_connection();
       Session s = conn.create_session();
       ProducerOptions popts;
@@ -128,6 +126,8 @@ std::vector<Worker> shmbus_workers(const Context& c, const Case& cs, const std::
   return ws;
 }
 
+namespace {
+
 Result run_case(const Context& c, const Case& cs, const std::string& dir, std::uint32_t size) {
   Result res;
   res.cs = cs;
@@ -143,7 +143,7 @@ Result run_case(const Context& c, const Case& cs, const std::string& dir, std::u
     ring = std::make_unique<SharedMem>(raw_ring_bytes(size, res.capacity));
     ws = raw_workers(cs.pin, size, res.capacity, ring->data(), st);
   } else {
-    ws = shmbus_workers(c, cs, dir, size, res.capacity, st);
+    ws = topic_workers(c.args, cs.producers, cs.consumers, cs.pin, dir, size, res.capacity, st);
   }
   const double secs = c.args.seconds, warm = std::min(0.25, secs / 4);
   Group g(std::move(ws));

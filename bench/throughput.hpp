@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace shmbus::bench {
@@ -29,6 +30,14 @@ struct Window {
     return seen >= kStop;
   }
 };
+
+/// The topic workers of `throughput` (consumers first, then producers; st[0..producers) are the
+/// producers' Stats, then the consumers'): producers send stamped `size`-byte messages as fast as
+/// they can on a fresh topic until kStop; consumers (--wait) count what they receive and what they
+/// lose to lapping until every producer is done and the ring is drained. `a`: --wait, --spin-count
+/// (must outlive the workers' fork, as the Group does).
+std::vector<Worker> topic_workers(const Args& a, std::uint32_t producers, std::uint32_t consumers, bool pin,
+                                  const std::string& dir, std::uint32_t size, std::uint32_t capacity, Stat* st);
 
 /// The raw SPSC ring workers (consumer, producer) on `mem` (see throughput_raw.cpp); st[0] is the
 /// producer's Stat, st[1] the consumer's.

@@ -4,12 +4,15 @@
 //   sharing   two threads bumping counters on one cache line vs on separate 128-byte blocks
 //   costs     the single operations the hot path is made of: clocks, pause, locked RMWs
 //   wheel     the daemon's timing wheel: 1M timers added, cancelled, fired; add+cancel churn
+//   queue     the queue ring's per-message path (acquire+publish, take+ack), an empty take
 // The ring lives in process memory, initialised the way daemon/requests.cpp find_or_create does.
 #include "common/paths.hpp"
 #include "control/protocol.hpp"
 #include "layout/index_ring_layout.hpp"
+#include "layout/queue_layout.hpp"
 #include "layout/topic_layout.hpp"
 #include "ring/index_ring.hpp"
+#include "ring/queue_ring.hpp"
 #include "ring/topic_ring.hpp"
 #include "timing_wheel.hpp"
 
@@ -18,6 +21,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <immintrin.h>
@@ -502,5 +506,131 @@ void BM_IndexRing_1P1C(benchmark::State& st) {
   st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
 }
 BENCHMARK(BM_IndexRing_1P1C)->Arg(1024)->Threads(2)->UseRealTime();
+
+// ---- queue ring (ring/queue_ring.hpp): the per-message CPU cost of a queue, one thread ---------------
+
+/// A queue in 128-byte aligned process memory, laid out by QueueRing::init as the daemon does
+/// (tests/unit/queue_ring_test.cpp builds it the same way); producer and consumer entry 0 live.
+class QueueMem {
+ public:
+  QueueMem(std::uint32_t slots, std::uint32_t max_payload) {
+    size_ = layout::queue_geometry(slots, max_payload).total;
+    mem_ = std::aligned_alloc(4096, layout::align_up(size_, 4096));
+    std::memset(mem_, 0, size_);
+    ring::QueueConfig c;
+    c.slot_count = slots;
+    c.max_payload = max_payload;
+    c.dest_id = 1;
+    c.name = "microbench";
+    if (!ring::QueueRing::init(mem_, size_, c) || !ring::check_queue(mem_, size_).empty()) std::abort();
+    q_ = ring::QueueRing(mem_);
+    q_.producer(0)->state.store(1, std::memory_order_release);
+    q_.consumer(0)->state.store(1, std::memory_order_release);
+  }
+  ~QueueMem() { std::free(mem_); }
+  QueueMem(const QueueMem&) = delete;
+  QueueMem& operator=(const QueueMem&) = delete;
+  const ring::QueueRing& ring() const { return q_; }
+
+ private:
+  void* mem_ = nullptr;
+  std::uint64_t size_ = 0;
+  ring::QueueRing q_;
+};
+
+/// One message through a queue, one thread: QueueWriter::acquire, copy 64 B in, publish (READY,
+/// ready ring, the consumers' wake check), then QueueReader::take, copy out, ack (FREE, free ring,
+/// the producers' wake check). What a message costs in CPU on the queue path with no other core
+/// involved; MessageProducer::send / MessageConsumer::receive add the session's bookkeeping on top.
+/// Args: tracked 0 = AckMode::Auto's reader, 1 = every other ack mode's (the in-flight FIFO entry
+/// with its clock read, the settled-head walk); prio = the messages' priority (4: the JMS default;
+/// take() looks at the rings from 9 down, so 9 shows the cost without the five empty rings above 4).
+void BM_QueueSendTakeAck(benchmark::State& st) {
+  QueueMem m(4096, kMsg);
+  ring::QueueWriter w(m.ring(), 0);
+  ring::QueueReader rd(m.ring(), 0, st.range(0) != 0);
+  std::array<std::byte, kMsg> payload{};
+  std::array<std::byte, kMsg> out{};
+  ring::QueueSendMeta meta;
+  meta.length = kMsg;
+  meta.priority = static_cast<std::uint8_t>(st.range(1));
+  for (auto _ : st) {
+    std::uint32_t slot = 0;
+    if (!w.acquire(slot)) {
+      st.SkipWithError("acquire found no free slot");
+      break;
+    }
+    std::memcpy(m.ring().payload(slot), payload.data(), kMsg);
+    ++meta.producer_seq;
+    w.publish(slot, meta);
+    ring::QueueDelivery d;
+    if (rd.take(d) != ring::TakeStatus::Ok) {
+      st.SkipWithError("take found no message");
+      break;
+    }
+    std::memcpy(out.data(), m.ring().payload(d.slot), kMsg);
+    benchmark::DoNotOptimize(out);
+    if (rd.ack(d) != ring::SettleStatus::Ok) {
+      st.SkipWithError("ack refused");
+      break;
+    }
+  }
+  st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()));
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations()) * kMsg);
+}
+BENCHMARK(BM_QueueSendTakeAck)->ArgNames({"tracked", "prio"})->Args({0, 4})->Args({1, 4})->Args({0, 9});
+
+/// The same round split in halves over batches of 1,024 messages (a queue filled, then drained),
+/// so each side's cost shows alone: "producer_ns" = acquire + copy + publish, "consumer_ns" = take
+/// + copy + ack, per message (steady_clock around each half; two clock reads per 1,024 messages).
+void BM_QueueSendTakeAckBatched(benchmark::State& st) {
+  constexpr std::uint32_t kBatch = 1024;
+  QueueMem m(4096, kMsg);
+  ring::QueueWriter w(m.ring(), 0);
+  ring::QueueReader rd(m.ring(), 0, st.range(0) != 0);
+  std::array<std::byte, kMsg> payload{};
+  std::array<std::byte, kMsg> out{};
+  ring::QueueSendMeta meta;
+  meta.length = kMsg;
+  std::chrono::steady_clock::duration prod{}, cons{};
+  for (auto _ : st) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::uint32_t i = 0; i < kBatch; ++i) {
+      std::uint32_t slot = 0;
+      if (!w.acquire(slot)) std::abort();
+      std::memcpy(m.ring().payload(slot), payload.data(), kMsg);
+      ++meta.producer_seq;
+      w.publish(slot, meta);
+    }
+    const auto t1 = std::chrono::steady_clock::now();
+    for (std::uint32_t i = 0; i < kBatch; ++i) {
+      ring::QueueDelivery d;
+      if (rd.take(d) != ring::TakeStatus::Ok) std::abort();
+      std::memcpy(out.data(), m.ring().payload(d.slot), kMsg);
+      benchmark::DoNotOptimize(out);
+      if (rd.ack(d) != ring::SettleStatus::Ok) std::abort();
+    }
+    const auto t2 = std::chrono::steady_clock::now();
+    prod += t1 - t0;
+    cons += t2 - t1;
+  }
+  const auto msgs = static_cast<double>(st.iterations()) * kBatch;
+  st.SetItemsProcessed(static_cast<std::int64_t>(msgs));
+  st.counters["producer_ns"] = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(prod).count()) / msgs;
+  st.counters["consumer_ns"] = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(cons).count()) / msgs;
+}
+BENCHMARK(BM_QueueSendTakeAckBatched)->ArgName("tracked")->Arg(0)->Arg(1);
+
+/// A take that finds every ready ring empty: the cost of one spin iteration of a waiting queue
+/// consumer (it looks at all ten priority rings), next to BM_RingPollEmpty for a topic.
+void BM_QueueTakeEmpty(benchmark::State& st) {
+  QueueMem m(4096, kMsg);
+  ring::QueueReader rd(m.ring(), 0, false);
+  for (auto _ : st) {
+    ring::QueueDelivery d;
+    benchmark::DoNotOptimize(rd.take(d));
+  }
+}
+BENCHMARK(BM_QueueTakeEmpty);
 
 BENCHMARK_MAIN();
