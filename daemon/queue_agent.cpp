@@ -1,5 +1,7 @@
 #include "queue_agent.hpp"
 
+#include "common/paths.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -12,7 +14,10 @@ using ring::QState;
 using ring::QWord;
 
 QueueAgent::QueueAgent(std::function<void(std::uint32_t)> need_dlq, std::uint64_t now_ns)
-    : need_dlq_(std::move(need_dlq)), wheel_(TimingWheelConfig{}, now_ns), now_(now_ns) {}
+    : need_dlq_(std::move(need_dlq)),
+      wheel_(TimingWheelConfig{}, now_ns),
+      now_(now_ns),
+      coarse_res_(common::mono_coarse_resolution_ns()) {}
 
 QueueAgent::Queue* QueueAgent::find(std::uint32_t dest_id) noexcept {
   auto it = queues_.find(dest_id);
@@ -222,7 +227,9 @@ void QueueAgent::check_acks(Queue& q, std::uint32_t c) {
     const std::uint32_t slot = std::atomic_ref<const std::uint32_t>(fe.slot).load(std::memory_order_relaxed);
     const std::uint32_t gen = std::atomic_ref<const std::uint32_t>(fe.gen_lo).load(std::memory_order_relaxed);
     const std::uint64_t at = std::atomic_ref<const std::uint64_t>(fe.delivered_ns).load(std::memory_order_relaxed);
-    const std::uint64_t deadline = at + e->ack_timeout_ns;
+    // The consumer stamps deliveries with the coarse clock (cheap), which runs up to one kernel
+    // tick behind: adding that tick keeps the timeout from ever firing early.
+    const std::uint64_t deadline = at + e->ack_timeout_ns + coarse_res_;
     if (deadline > now_) {
       if (!q.check_timer[c].valid() || q.check_at[c] > deadline) {
         wheel_.cancel(q.check_timer[c]);
@@ -270,6 +277,7 @@ std::size_t QueueAgent::tick(std::uint64_t now_ns) {
   now_ = std::max(now_, now_ns);
   moved_ = 0;
   for (auto& [id, q] : queues_) {
+    q.q.refresh_ready_mask();
     ring::IndexRing ar = q.q.agent_ring();
     std::uint32_t slot = 0;
     for (;;) {

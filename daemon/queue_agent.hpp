@@ -92,6 +92,7 @@ class QueueAgent {
   std::function<void(std::uint32_t)> need_dlq_;
   TimingWheel wheel_;
   std::uint64_t now_ = 0;
+  std::uint64_t coarse_res_ = 0;  // resolution of the clock consumers stamp deliveries with
   std::size_t moved_ = 0;
   std::map<std::uint32_t, Queue> queues_;
 };

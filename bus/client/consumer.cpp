@@ -42,10 +42,9 @@ bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
     auto& qh = q.header();
     // Acquire: pairs with the producer's release increment (see the topic case below).
     const std::uint32_t seen = qh.notify_seq.load(std::memory_order_acquire);
-    // SYNC: the parker's Dekker half (QueueRing::wake_consumers is the other): count ourselves,
-    // fence, then look at the rings.
+    // SYNC: the parker's Dekker half (QueueRing::push_ready is the other): count ourselves
+    // (seq_cst RMW), then look at the rings (seq_cst loads in any_ready).
     qh.waiters.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (!q.any_ready()) {
       const std::uint64_t now = common::mono_ns();
       if (now < deadline_ns) ring::futex_wait(qh.notify_seq, seen, std::chrono::nanoseconds(std::min(deadline_ns - now, kParkSliceNs)));

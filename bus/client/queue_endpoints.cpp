@@ -49,10 +49,10 @@ Status ProducerImpl::acquire(std::uint32_t& slot) noexcept {
     } else {
       // Acquire: pairs with the acker's release increment.
       const std::uint32_t seen = h.space_seq.load(std::memory_order_acquire);
-      // SYNC: the parker's Dekker half (QueueRing::wake_producers is the other).
+      // SYNC: the parker's Dekker half (QueueRing::wake_producers is the other): count ourselves
+      // (seq_cst RMW), then look at the free ring (seq_cst loads).
       h.space_waiters.fetch_add(1, std::memory_order_seq_cst);
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      if (qwriter.ring().free_ring().looks_empty()) {
+      if (qwriter.ring().free_ring().looks_empty(std::memory_order_seq_cst)) {
         const std::uint64_t now = common::mono_ns();
         if (now < deadline) ring::futex_wait(h.space_seq, seen, std::chrono::nanoseconds(std::min(deadline - now, kParkSliceNs)));
       }

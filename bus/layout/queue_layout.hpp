@@ -4,7 +4,8 @@
 //  offset            size                  block                     written by
 //  ----------------  --------------------  ------------------------  ---------------------------
 //                 0   256                  QueueHeader.config        daemon (once)
-//               256   128                  QueueHeader.consumers     parked consumers, producers (futex)
+//               256   128                  QueueHeader.consumers     parked consumers, producers (futex,
+//                                                                    ready_mask)
 //               384   128                  QueueHeader.producers     parked producers, ackers (futex)
 //               512   128                  QueueHeader.counters      daemon, consumers (rare paths)
 //               640   256                  QueueHeader.daemon        the daemon's two ClaimRecords
@@ -116,6 +117,8 @@ struct alignas(kHotBlock) QueueHeader {
   // --- consumers' futex: bumped when a slot becomes READY and someone is parked.
   alignas(kHotBlock) std::atomic<std::uint32_t> notify_seq;
   std::atomic<std::uint32_t> waiters;
+  /// Bit p set: ready ring p may hold entries (a hint for consumers; see QueueRing::push_ready).
+  std::atomic<std::uint32_t> ready_mask;
   // --- producers' futex: bumped when a slot becomes FREE and a producer is parked (full queue).
   alignas(kHotBlock) std::atomic<std::uint32_t> space_seq;
   std::atomic<std::uint32_t> space_waiters;
@@ -164,7 +167,7 @@ struct alignas(kHotBlock) QueueConsumerEntry {
 struct FifoEntry {
   std::uint32_t slot;
   std::uint32_t gen_lo;       // QWord::gen_lo of the DELIVERED word
-  std::uint64_t delivered_ns; // CLOCK_MONOTONIC at delivery
+  std::uint64_t delivered_ns; // CLOCK_MONOTONIC_COARSE at delivery (the daemon adds its resolution)
 };
 
 struct alignas(kCacheLine) QueueSlotHeader {
@@ -190,6 +193,7 @@ static_assert(offsetof(QueueHeader, redelivery_delay_ns) == 56);
 static_assert(offsetof(QueueHeader, producers_off) == 72);
 static_assert(offsetof(QueueHeader, name) == 136);
 static_assert(offsetof(QueueHeader, notify_seq) == 256);
+static_assert(offsetof(QueueHeader, ready_mask) == 264);
 static_assert(offsetof(QueueHeader, space_seq) == 384);
 static_assert(offsetof(QueueHeader, redelivered) == 512);
 static_assert(offsetof(QueueHeader, daemon_push) == 640);

@@ -78,10 +78,14 @@ IndexStatus IndexRing::try_push(std::uint32_t value, ClaimRecord& rec) noexcept 
         rec.op_pos.store(kClaimPending, std::memory_order_relaxed);
         announced = true;
       }
-      // SYNC: acq_rel on success. Release: a repairer whose acquire load of the tail sees this
-      // CAS (or any later one: every tail write is an RMW, so they extend the release sequence)
-      // also sees our "pending" (or newer) record and so never repairs a position we may hold.
-      if (h.tail.compare_exchange_weak(pos, pos + 1, std::memory_order_acq_rel, std::memory_order_relaxed)) {
+      // SYNC: seq_cst on success (acq_rel would do for the ring itself). Release: a repairer whose
+      // acquire load of the tail sees this CAS (or any later one: every tail write is an RMW, so
+      // they extend the release sequence) also sees our "pending" (or newer) record and so never
+      // repairs a position we may hold. seq_cst: the queue layer's wake-up handshakes (a pusher's
+      // seq_cst load of a waiter count or ready mask after this CAS, against a parker's seq_cst
+      // RMW of that word and seq_cst load of the tail) need no fence; on x86 it is the same
+      // locked instruction.
+      if (h.tail.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst, std::memory_order_relaxed)) {
         // SYNC: release pairs with the repairer's acquire load of op_pos: a repairer that reads a
         // later value (our next operation) sees this position's publish.
         rec.op_pos.store(pos, std::memory_order_release);

@@ -49,9 +49,10 @@ class IndexRing {
   /// `hold`, when given, receives the value before the pop is published (the queue layer's
   /// crash-recovery word: a popper that dies after publishing still names what it took).
   IndexStatus try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold = nullptr) noexcept;
-  /// True when no push has been claimed past the head (a hint for parking; acquire loads).
-  bool looks_empty() const noexcept {
-    return hdr_->tail.load(std::memory_order_acquire) <= hdr_->head.load(std::memory_order_acquire);
+  /// True when no push has been claimed past the head (a hint). `mo` is acquire, or seq_cst when
+  /// it is one half of a Dekker handshake with a push (whose tail CAS is seq_cst).
+  bool looks_empty(std::memory_order mo = std::memory_order_acquire) const noexcept {
+    return hdr_->tail.load(mo) <= hdr_->head.load(mo);
   }
 
   IndexRingHeader& header() const noexcept { return *hdr_; }

@@ -18,6 +18,12 @@ namespace {
 /// Tries of a Busy ring before a take/acquire reports "nothing" (the caller's wait loop retries).
 constexpr int kBusyTries = 256;
 
+/// A counter only its entry's owner writes: a plain load and store, not a locked RMW.
+void bump(std::atomic<std::uint64_t>& c) noexcept {
+  // Relaxed: statistics; single writer (the entry's owner), read by stat.
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 void count_stale(layout::QueueHeader& h) noexcept {
   // Relaxed: statistics only.
   h.stale_entries.fetch_add(1, std::memory_order_relaxed);
@@ -124,30 +130,18 @@ layout::FifoEntry* QueueRing::fifo(std::uint32_t consumer) const noexcept {
 }
 
 bool QueueRing::any_ready() const noexcept {
+  // seq_cst loads: the parker's half of the handshake in push_ready().
   for (std::uint32_t p = 0; p < layout::kPriorities; ++p)
-    if (!ready_ring(p).looks_empty()) return true;
+    if (!ready_ring(p).looks_empty(std::memory_order_seq_cst)) return true;
   return false;
 }
 
-void QueueRing::wake_consumers() const noexcept {
-  // SYNC: the Dekker half. Our push (an RMW on the ring's tail) is ordered before the waiters load
-  // by this fence; a parker does waiters++ and a fence before looking at the rings. Either we see
-  // its count, or it sees our push.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // Relaxed: ordered by the fence above.
-  if (hdr_->waiters.load(std::memory_order_relaxed) != 0) {
-    // Release: a woken parker's acquire of the word sees the push.
-    hdr_->notify_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(hdr_->notify_seq);
-  }
-}
-
 void QueueRing::wake_producers() const noexcept {
-  // SYNC: as wake_consumers(), with the free ring and the producers' futex.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  // Relaxed: ordered by the fence above.
-  if (hdr_->space_waiters.load(std::memory_order_relaxed) != 0) {
-    // Release: as in wake_consumers().
+  // SYNC: the Dekker half, all seq_cst: our push (the seq_cst CAS of the free ring's tail), then
+  // the waiters load; a parking producer increments waiters (seq_cst RMW), then loads the free
+  // ring's tail (seq_cst). Either we see its count, or it sees our push.
+  if (hdr_->space_waiters.load(std::memory_order_seq_cst) != 0) {
+    // Release: a woken parker's acquire of the word sees the push.
     hdr_->space_seq.fetch_add(1, std::memory_order_release);
     futex_wake_all(hdr_->space_seq);
   }
@@ -160,7 +154,39 @@ void QueueRing::push(IndexRing r, std::uint32_t slot, ClaimRecord& rec) noexcept
 void QueueRing::push_ready(std::uint32_t slot, ClaimRecord& rec) const noexcept {
   const std::uint32_t prio = std::min<std::uint32_t>(this->slot(slot)->priority, layout::kPriorities - 1);
   push(ready_ring(prio), slot, rec);
-  wake_consumers();
+  // SYNC: Dekker with clear_ready_bit(), all four operations seq_cst: our push (the seq_cst CAS
+  // of the ring's tail), then the mask load; the consumer clears the bit (seq_cst RMW), then
+  // loads the ring's tail (seq_cst). Either we see the bit cleared and set it, or it sees our
+  // push and sets it back. In steady state the bit is already set and this is one load of a
+  // line consumers only read. (On x86 seq_cst loads are plain loads: no fence anywhere.)
+  const std::uint32_t bit = 1U << prio;
+  if ((hdr_->ready_mask.load(std::memory_order_seq_cst) & bit) == 0)
+    // Release (seq_cst): a consumer that acquires the mask with our bit sees the push.
+    hdr_->ready_mask.fetch_or(bit, std::memory_order_seq_cst);
+  // SYNC: the same Dekker shape with a parking consumer: it increments waiters (seq_cst RMW),
+  // then loads the rings' tails (seq_cst); we pushed (seq_cst CAS), then load waiters (seq_cst).
+  if (hdr_->waiters.load(std::memory_order_seq_cst) != 0) {
+    // Release: a woken parker's acquire of the word sees the push.
+    hdr_->notify_seq.fetch_add(1, std::memory_order_release);
+    futex_wake_all(hdr_->notify_seq);
+  }
+}
+
+void QueueRing::clear_ready_bit(std::uint32_t prio) const noexcept {
+  const std::uint32_t bit = 1U << prio;
+  // SYNC: the consumer half of the Dekker pair in push_ready(): clear (seq_cst RMW), then look
+  // again (seq_cst loads of the ring's tail and head).
+  hdr_->ready_mask.fetch_and(~bit, std::memory_order_seq_cst);
+  if (!ready_ring(prio).looks_empty(std::memory_order_seq_cst)) hdr_->ready_mask.fetch_or(bit, std::memory_order_seq_cst);
+}
+
+void QueueRing::refresh_ready_mask() const noexcept {
+  for (std::uint32_t p = 0; p < layout::kPriorities; ++p) {
+    const std::uint32_t bit = 1U << p;
+    // Relaxed: a hint; set with release as in push_ready().
+    if ((hdr_->ready_mask.load(std::memory_order_relaxed) & bit) == 0 && !ready_ring(p).looks_empty())
+      hdr_->ready_mask.fetch_or(bit, std::memory_order_release);
+  }
 }
 
 void QueueRing::push_free(std::uint32_t slot, ClaimRecord& rec) const noexcept {
@@ -224,7 +250,7 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
   if (scheduled) QueueRing::push(q_.agent_ring(), slot, e_->push);
   else q_.push_ready(slot, e_->push);
   // Relaxed: statistics / crash word.
-  e_->sent.fetch_add(1, std::memory_order_relaxed);
+  bump(e_->sent);
   e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
 }
 
@@ -283,10 +309,15 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
   for (;;) {
     bool busy = false;
     bool retry = false;
+    // Acquire: pairs with the producers' release fetch_or: a set bit's push is visible. Only
+    // rings whose bit is set are probed: an idle consumer pays one load, a busy one one ring.
+    const std::uint32_t mask = q_.header().ready_mask.load(std::memory_order_acquire);
     for (std::uint32_t p = layout::kPriorities; p-- > 0 && !retry;) {
+      if ((mask & (1U << p)) == 0) continue;
       std::uint32_t s = 0;
       const IndexStatus st = q_.ready_ring(p).try_pop(s, e_->pop, &e_->held);
       if (st == IndexStatus::Busy) busy = true;
+      if (st == IndexStatus::Empty) q_.clear_ready_bit(p);
       if (st != IndexStatus::Ok) continue;
       retry = true;  // whatever happens to this entry, rescan from the top priority afterwards
       QueueSlotHeader* h = q_.slot(s);
@@ -323,12 +354,12 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
         // the release store of the tail below publishes the new entry.
         std::atomic_ref<std::uint32_t>(f.slot).store(s, std::memory_order_relaxed);
         std::atomic_ref<std::uint32_t>(f.gen_lo).store(QWord::gen_lo(nw), std::memory_order_relaxed);
-        std::atomic_ref<std::uint64_t>(f.delivered_ns).store(common::mono_ns(), std::memory_order_relaxed);
+        std::atomic_ref<std::uint64_t>(f.delivered_ns).store(common::mono_coarse_ns(), std::memory_order_relaxed);
         // Release: the daemon's acquire load of the tail sees the entry.
         e_->fifo_tail.store(tail + 1, std::memory_order_release);
       }
       // Relaxed: statistics / crash word (a DELIVERED slot of a dead consumer is the walk's).
-      e_->received.fetch_add(1, std::memory_order_relaxed);
+      bump(e_->received);
       e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
       d.slot = s;
       d.word = nw;
@@ -354,7 +385,7 @@ SettleStatus QueueReader::settle(const QueueDelivery& d, bool ack) noexcept {
   if (ack) {
     q_.push_free(d.slot, e_->push);
     // Relaxed: statistics.
-    e_->acked.fetch_add(1, std::memory_order_relaxed);
+    bump(e_->acked);
   } else {
     QueueRing::push(q_.agent_ring(), d.slot, e_->push);
   }

@@ -67,13 +67,20 @@ class QueueRing {
 
   /// Any ready ring with a push claimed past its head (a hint: acquire loads, no pop).
   bool any_ready() const noexcept;
-  /// The Dekker halves after making a slot READY / FREE: wake parked consumers / producers.
-  void wake_consumers() const noexcept;
+  /// Consumers: ready ring `prio` was found empty: clear its bit in ready_mask, then look again
+  /// (a push that raced the clear sets it back: the Dekker pair of push_ready()).
+  void clear_ready_bit(std::uint32_t prio) const noexcept;
+  /// Daemon tick: sets the bit of every non-empty ready ring whose bit is clear (a consumer that
+  /// died between clearing a bit and setting it back would otherwise hide that ring).
+  void refresh_ready_mask() const noexcept;
+  /// The Dekker half after making a slot FREE: wake parked producers (push_ready does the same
+  /// for consumers).
   void wake_producers() const noexcept;
   /// Pushes until Ok. Busy clears when the older operation publishes (or the daemon repairs a
   /// dead one); Full can only come from crash-recovery duplicates and clears as they are popped.
   static void push(IndexRing r, std::uint32_t slot, layout::ClaimRecord& rec) noexcept;
-  /// Makes a slot whose state is READY reachable: pushes it to ready[priority] and wakes.
+  /// Makes a slot whose state is READY reachable: pushes it to ready[priority], sets its bit in
+  /// ready_mask if clear, and wakes parked consumers.
   void push_ready(std::uint32_t slot, layout::ClaimRecord& rec) const noexcept;
   /// Pushes a FREE slot to the free ring and wakes parked producers.
   void push_free(std::uint32_t slot, layout::ClaimRecord& rec) const noexcept;
