@@ -179,11 +179,25 @@ void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
   }
 }
 
+bool Conductor::queue_empty(const Dest& d) const {
+  for (std::uint32_t i = 0; i < d.qring.slot_count(); ++i)
+    // Acquire: pairs with the release that freed the slot. With no endpoint open only the janitor
+    // can still move a slot, and only one that is not FREE (redelivery, DLQ, a timer).
+    if (layout::QWord::state(d.qring.slot(i)->state.load(std::memory_order_acquire)) != layout::QState::Free)
+      return false;
+  return true;
+}
+
 void Conductor::mark_if_unused(Dest& d) {
+  // -2 (a queue entry still being reclaimed) counts as used: the queue is marked when the last
+  // QueueEntryReleased arrives.
   const auto used = [](const std::vector<std::int64_t>& v) {
-    return std::any_of(v.begin(), v.end(), [](std::int64_t o) { return o >= 0; });
+    return std::any_of(v.begin(), v.end(), [](std::int64_t o) { return o != -1; });
   };
-  if (!used(d.subscriber_owner) && !used(d.producer_owner)) d.unused_since_ns = common::mono_ns();
+  if (!used(d.subscriber_owner) && !used(d.producer_owner)) {
+    d.unused_since_ns = common::mono_ns();
+    d.recheck_at_ns = 0;
+  }
 }
 
 int Conductor::expire_idle_topics() {
@@ -195,14 +209,31 @@ int Conductor::expire_idle_topics() {
       ++it;
       continue;
     }
+    if (it->second.recheck_at_ns > now) {  // a non-empty queue: not before its next look
+      next = std::min(next, it->second.recheck_at_ns - now);
+      ++it;
+      continue;
+    }
     if (now - since < cfg_.idle_topic_ns) {
       next = std::min(next, since + cfg_.idle_topic_ns - now);
       ++it;
       continue;
     }
+    if (it->second.queue && !queue_empty(it->second)) {
+      // Messages wait in it for a consumer that has not come yet: a queue is kept while it holds
+      // anything. Look again after another idle period.
+      const std::uint64_t every = std::max<std::uint64_t>(cfg_.idle_topic_ns, 1'000'000'000);  // never a busy loop
+      it->second.recheck_at_ns = now + every;
+      next = std::min(next, every);
+      ++it;
+      continue;
+    }
+    for (auto& [u, other] : dests_)
+      if (other.dlq_id == it->second.id) other.dlq_id = 0;  // the agent forgets it too (remove())
     // A topic is not durable: with no producer and no consumer it holds nothing anyone can read.
     // Clients that still map it keep a valid mapping; a later open creates a fresh topic.
-    info("removed " + it->first + " (unused for " + std::to_string(cfg_.idle_topic_ns / 1'000'000'000) + " s; " +
+    info("removed " + it->first + " (unused" + (it->second.queue ? " and empty" : "") + " for " +
+         std::to_string(cfg_.idle_topic_ns / 1'000'000'000) + " s; " +
          std::to_string(it->second.shm->size() >> 10) + " KiB shared memory freed)");
     // Unlink here, so the name is gone by the time stat stops listing the topic; the janitor's
     // mapping stays valid until it handles TopicRemoved.
@@ -234,7 +265,10 @@ void Conductor::drain_inbox() {
   ConductorCommand cmd;
   while (inbox_.try_dequeue(cmd)) {
     if (auto* q = std::get_if<QueueEntryReleased>(&cmd)) {
-      if (Dest* d = find_dest(q->dest_id)) (q->producer ? d->producer_owner : d->subscriber_owner)[q->entry] = -1;
+      if (Dest* d = find_dest(q->dest_id)) {
+        (q->producer ? d->producer_owner : d->subscriber_owner)[q->entry] = -1;
+        mark_if_unused(*d);
+      }
       continue;
     }
     if (auto* q = std::get_if<CreateDlq>(&cmd)) {

@@ -62,7 +62,8 @@ class Conductor {
     ring::TopicRing ring;
     std::vector<std::int64_t> subscriber_owner;  // per subscriber entry: client index or -1
     std::vector<std::int64_t> producer_owner;    // per producer entry: client index, -1 free, -2 being reclaimed
-    std::uint64_t unused_since_ns = 0;           // 0 while any endpoint is open (topics only)
+    std::uint64_t unused_since_ns = 0;           // 0 while any endpoint is open
+    std::uint64_t recheck_at_ns = 0;             // an unused queue found non-empty: look again then
     // Queues
     bool queue = false;
     ring::QueueRing qring;
@@ -88,7 +89,10 @@ class Conductor {
   DestinationStats queue_stats(const Dest& d, std::map<std::uint32_t, int>& pid_of) const;
   void release_endpoint(const Client& c, const Endpoint& e);
   void mark_if_unused(Dest& d);
-  /// Removes topics unused for idle_topic_ns; returns ms until the next one expires (-1: none).
+  /// Every slot FREE: nothing waits, nothing is in flight or in the daemon's hands.
+  bool queue_empty(const Dest& d) const;
+  /// Removes topics, and empty queues, unused for idle_topic_ns; returns ms until the next one
+  /// expires (-1: none).
   int expire_idle_topics();
   void drop_client(int fd, const char* why);
   void drain_inbox();

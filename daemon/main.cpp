@@ -27,7 +27,8 @@ constexpr const char* kUsage =
     "  --max-clients N  attached client processes at once (default 1024, max 65536)\n"
     "  --idle-topic-timeout SECONDS\n"
     "                   remove a topic (and its shared memory) once it has had no producer and no\n"
-    "                   consumer for this long (default 60; 0 = at once)\n";
+    "                   consumer for this long (default 60; 0 = at once); a queue too, if it is\n"
+    "                   also empty (a queue holding messages is kept for its consumers)\n";
 
 struct Args {
   std::string dir;

@@ -14,10 +14,7 @@ using ring::QState;
 using ring::QWord;
 
 QueueAgent::QueueAgent(std::function<void(std::uint32_t)> need_dlq, std::uint64_t now_ns)
-    : need_dlq_(std::move(need_dlq)),
-      wheel_(TimingWheelConfig{}, now_ns),
-      now_(now_ns),
-      coarse_res_(common::mono_coarse_resolution_ns()) {}
+    : need_dlq_(std::move(need_dlq)), wheel_(TimingWheelConfig{}, now_ns), now_(now_ns) {}
 
 QueueAgent::Queue* QueueAgent::find(std::uint32_t dest_id) noexcept {
   auto it = queues_.find(dest_id);
@@ -31,8 +28,7 @@ void QueueAgent::add(std::uint32_t dest_id, std::string uri, ring::QueueRing q, 
   x.q = q;
   x.keep = std::move(keep);
   x.sched_word.assign(q.slot_count(), ~0ULL);
-  x.checked.assign(layout::kQueueMaxConsumers, 0);
-  x.checked_id.assign(layout::kQueueMaxConsumers, 0);
+  x.track.assign(layout::kQueueMaxConsumers, Tracking{});
   x.check_timer.assign(layout::kQueueMaxConsumers, TimerId{});
   x.check_at.assign(layout::kQueueMaxConsumers, 0);
   queues_.insert_or_assign(dest_id, std::move(x));
@@ -42,6 +38,11 @@ void QueueAgent::remove(std::uint32_t dest_id) {
   if (Queue* q = find(dest_id)) {
     for (auto t : q->check_timer) wheel_.cancel(t);
     queues_.erase(dest_id);  // deliver-at timers of this queue find no queue and are dropped
+  }
+  for (auto& [id, q] : queues_) {
+    if (q.dlq_id != dest_id) continue;
+    q.dlq_id = 0;  // its DLQ was removed (unused and empty): ask again at the next dead letter
+    q.dlq_requested = false;
   }
 }
 
@@ -206,39 +207,53 @@ void QueueAgent::handle(Queue& q, std::uint32_t slot) {
   }
 }
 
-void QueueAgent::check_acks(Queue& q, std::uint32_t c) {
+bool QueueAgent::observe(Queue& q, std::uint32_t c) {
   auto* e = q.q.consumer(c);
   // Acquire: pairs with the conductor's release of the entry state (ack_timeout_ns, consumer_id).
-  if (e->state.load(std::memory_order_acquire) != 1 || e->ack_timeout_ns == 0) return;
-  if (q.checked_id[c] != e->consumer_id) {  // a new consumer in this entry
-    q.checked_id[c] = e->consumer_id;
-    q.checked[c] = 0;
+  if (e->state.load(std::memory_order_acquire) != 1 || e->ack_timeout_ns == 0) return false;
+  auto& t = q.track[c];
+  if (t.consumer_id != e->consumer_id) {  // a new consumer in this entry
+    wheel_.cancel(q.check_timer[c]);
+    q.check_timer[c] = TimerId{};
+    t = Tracking{};
+    t.consumer_id = e->consumer_id;
   }
-  // Acquire: pairs with the consumer's release stores: entries below tail are written.
+  // Acquire: pairs with the consumer's release store of its tail: entries below it are written.
   const std::uint64_t tail = e->fifo_tail.load(std::memory_order_acquire);
-  std::uint64_t pos = std::max(q.checked[c], e->fifo_head.load(std::memory_order_acquire));
+  if (tail > t.seen_tail) {
+    // Every delivery below `tail` happened before now: timing it from now is never early, and
+    // late by at most the tick since the last look. No clock read on the consumer's hot path.
+    t.marks.emplace_back(tail, now_);
+    t.seen_tail = tail;
+  }
+  return true;
+}
+
+void QueueAgent::check_acks(Queue& q, std::uint32_t c) {
+  if (!observe(q, c)) return;
+  auto* e = q.q.consumer(c);
+  auto& t = q.track[c];
+  // Acquire: entries below the consumer's head are settled; it only moves forward.
+  std::uint64_t pos = std::max(t.checked, e->fifo_head.load(std::memory_order_acquire));
+  while (!t.marks.empty() && t.marks.front().first <= pos) t.marks.pop_front();
   const auto* f = q.q.fifo(c);
   const std::uint64_t mask = q.q.window() - 1;
-  for (; pos < tail; ++pos) {
-    // Relaxed atomic reads: the consumer may reuse an entry once its head passed it; a torn or
-    // newer entry fails the generation check below (or carries a later deadline), never acts
-    // on a delivery that is not timed out.
-    const auto& fe = f[pos & mask];
-    const std::uint32_t slot = std::atomic_ref<const std::uint32_t>(fe.slot).load(std::memory_order_relaxed);
-    const std::uint32_t gen = std::atomic_ref<const std::uint32_t>(fe.gen_lo).load(std::memory_order_relaxed);
-    const std::uint64_t at = std::atomic_ref<const std::uint64_t>(fe.delivered_ns).load(std::memory_order_relaxed);
-    // The consumer stamps deliveries with the coarse clock (cheap), which runs up to one kernel
-    // tick behind: adding that tick keeps the timeout from ever firing early.
-    const std::uint64_t deadline = at + e->ack_timeout_ns + coarse_res_;
+  while (pos < t.seen_tail && !t.marks.empty()) {
+    const std::uint64_t deadline = t.marks.front().second + e->ack_timeout_ns;
     if (deadline > now_) {
       if (!q.check_timer[c].valid() || q.check_at[c] > deadline) {
         wheel_.cancel(q.check_timer[c]);
-        auto r = wheel_.add(deadline, payload(kAckCheck, q.dest_id, c));
-        q.check_timer[c] = r.id;
+        q.check_timer[c] = wheel_.add(deadline, payload(kAckCheck, q.dest_id, c)).id;
         q.check_at[c] = deadline;
       }
       break;
     }
+    // Relaxed atomic reads: the consumer may reuse an entry once its head passed it; a torn or
+    // newer entry fails the generation check below, never acts on a delivery not timed out.
+    const auto& fe = f[pos & mask];
+    const std::uint32_t slot = std::atomic_ref<const std::uint32_t>(fe.slot).load(std::memory_order_relaxed);
+    const std::uint32_t gen = std::atomic_ref<const std::uint32_t>(fe.gen_lo).load(std::memory_order_relaxed);
+    if (++pos >= t.marks.front().first) t.marks.pop_front();
     if (slot >= q.q.slot_count()) continue;
     // Acquire: as in handle().
     std::uint64_t w = q.q.slot(slot)->state.load(std::memory_order_acquire);
@@ -249,7 +264,7 @@ void QueueAgent::check_acks(Queue& q, std::uint32_t c) {
     q.q.header().ack_timeouts.fetch_add(1, std::memory_order_relaxed);
     redeliver(q, slot, nw);
   }
-  q.checked[c] = pos;
+  t.checked = pos;
 }
 
 void QueueAgent::on_timer(std::uint64_t p) {
@@ -285,8 +300,10 @@ std::size_t QueueAgent::tick(std::uint64_t now_ns) {
       if (st != IndexStatus::Ok) break;  // Busy: a pusher mid-publish; next tick
       handle(q, slot);
     }
-    for (std::uint32_t c = 0; c < layout::kQueueMaxConsumers; ++c)
-      if (!q.check_timer[c].valid()) check_acks(q, c);
+    for (std::uint32_t c = 0; c < layout::kQueueMaxConsumers; ++c) {
+      if (q.check_timer[c].valid()) observe(q, c);  // its timer will check; just note new deliveries
+      else check_acks(q, c);
+    }
     if (!q.dead_letters.empty() && q.dlq_id != 0) {
       if (Queue* d = find(q.dlq_id)) {
         std::size_t done = 0;
@@ -406,8 +423,7 @@ QueueAgent::Released QueueAgent::release(std::uint32_t dest_id, bool producer, s
     e->fifo_head.store(0, std::memory_order_relaxed);
     e->fifo_tail.store(0, std::memory_order_relaxed);
     e->ack_timeout_ns = 0;
-    q.checked[entry] = 0;
-    q.checked_id[entry] = 0;
+    q.track[entry] = Tracking{};
     // Release: the conductor hands the entry out only after it hears from us; the next owner
     // sees the cleared cursors.
     e->state.store(0, std::memory_order_release);

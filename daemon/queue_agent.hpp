@@ -15,6 +15,7 @@
 #include "ring/queue_ring.hpp"
 #include "timing_wheel.hpp"
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -52,6 +53,14 @@ class QueueAgent {
   const TimingWheel& wheel() const noexcept { return wheel_; }
 
  private:
+  /// The daemon's view of one consumer's in-flight FIFO.
+  struct Tracking {
+    std::uint32_t consumer_id = 0;  // the consumer these belong to (entries are reused)
+    std::uint64_t checked = 0;      // FIFO position timed out (or found settled) up to
+    std::uint64_t seen_tail = 0;    // FIFO tail at the last look
+    // (tail, time): every delivery below `tail` was made before `time` (first seen then).
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> marks;
+  };
   struct Queue {
     std::uint32_t dest_id = 0;
     std::string uri;
@@ -60,8 +69,7 @@ class QueueAgent {
     std::uint32_t dlq_id = 0;
     bool dlq_requested = false;
     std::vector<std::uint64_t> sched_word;       // per slot: the SCHEDULED word its timer is for
-    std::vector<std::uint64_t> checked;          // per consumer: FIFO position timed out up to
-    std::vector<std::uint32_t> checked_id;       // per consumer: consumer_id `checked` belongs to
+    std::vector<Tracking> track;                 // per consumer
     std::vector<TimerId> check_timer;            // per consumer: its ack-timeout check
     std::vector<std::uint64_t> check_at;         // per consumer: when that timer fires
     std::vector<std::pair<std::uint32_t, std::uint64_t>> dead_letters;  // (slot, word) waiting
@@ -84,6 +92,8 @@ class QueueAgent {
   void dead_letter(Queue& q, std::uint32_t slot, std::uint64_t word, layout::DeadLetterReason why);
   bool move_to_dlq(Queue& q, Queue& dlq, std::uint32_t slot, std::uint64_t word);
   void free_slot(Queue& q, std::uint32_t slot, std::uint64_t word);
+  /// Notes new deliveries of a consumer with an ack timeout; false if it has none (or is not live).
+  bool observe(Queue& q, std::uint32_t consumer);
   void check_acks(Queue& q, std::uint32_t consumer);
   std::uint32_t repair_rings(Queue& q, std::vector<std::uint32_t>& orphans);
   void reannounce(Queue& q, std::vector<std::uint32_t>& orphans, Released& r);
@@ -92,7 +102,6 @@ class QueueAgent {
   std::function<void(std::uint32_t)> need_dlq_;
   TimingWheel wheel_;
   std::uint64_t now_ = 0;
-  std::uint64_t coarse_res_ = 0;  // resolution of the clock consumers stamp deliveries with
   std::size_t moved_ = 0;
   std::map<std::uint32_t, Queue> queues_;
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build, start shmbusd, let a producer and a consumer process talk through it,
-# show `shmbus stat`, then measure the one-way latency against the raw shared-memory floor.
+# The main job: build, start shmbusd, let a producer and a consumer process talk through it over
+# a topic, let a producer and two competing consumers share a queue, show `shmbus stat`, then
+# measure the one-way latency against the raw shared-memory floor, and a queue's hand-off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh build
@@ -33,11 +34,25 @@ wait "$RECV"
 echo "-- the consumer printed:"
 sed 's/^/   /' "$DIR/received.txt"
 
+echo "== queue://jobs: a producer process queues 1000 numbered jobs before any consumer exists;"
+echo "   two competing consumer processes share them (each job goes to exactly one of them)"
+seq 1 1000 | "$BIN/bus/shmbus" --dir "$DIR" send queue://jobs -
+"$BIN/bus/shmbus" --dir "$DIR" recv queue://jobs --count 500 --timeout 10000 --ack client >"$DIR/jobs-a.txt" 2>/dev/null &
+JOBS_A=$!
+"$BIN/bus/shmbus" --dir "$DIR" recv queue://jobs --count 500 --timeout 10000 --ack client >"$DIR/jobs-b.txt" 2>/dev/null &
+JOBS_B=$!
+wait "$JOBS_A" "$JOBS_B"
+echo "-- consumer A took $(wc -l <"$DIR/jobs-a.txt") jobs, consumer B $(wc -l <"$DIR/jobs-b.txt");" \
+  "distinct jobs: $(sort -n "$DIR/jobs-a.txt" "$DIR/jobs-b.txt" | uniq | wc -l) of 1000"
+
 echo "== shmbus stat"
 "$BIN/bus/shmbus" --dir "$DIR" stat
 
 echo "== latency: two-process ping-pong through shmbusd vs two raw atomics (the floor)"
 "$BIN/bench/shmbus-bench" pingpong --quick --dir "$DIR"
+
+echo "== queue hand-off latency (acknowledged) next to the topic, same run"
+"$BIN/bench/shmbus-bench" queue-latency --quick --dir "$DIR"
 
 echo "== daemon log"
 sed 's/^/   /' "$LOG"

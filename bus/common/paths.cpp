@@ -39,18 +39,6 @@ std::string check_socket_path(const std::string& path) {
   return {};
 }
 
-std::uint64_t mono_coarse_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-std::uint64_t mono_coarse_resolution_ns() noexcept {
-  timespec ts{};
-  if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0) return 10'000'000;  // HZ=100, the coarsest
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 std::uint64_t mono_ns() noexcept {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);

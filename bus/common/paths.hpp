@@ -20,10 +20,7 @@ std::string check_socket_path(const std::string& path);
 
 /// CLOCK_MONOTONIC / CLOCK_REALTIME in ns.
 std::uint64_t mono_ns() noexcept;
-/// CLOCK_MONOTONIC_COARSE in ns: a few ns to read (no TSC read), behind CLOCK_MONOTONIC by less
-/// than mono_coarse_resolution_ns() (one kernel tick).
-std::uint64_t mono_coarse_ns() noexcept;
-std::uint64_t mono_coarse_resolution_ns() noexcept;
+
 std::int64_t real_ns() noexcept;
 
 }  // namespace shmbus::common

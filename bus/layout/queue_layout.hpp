@@ -17,7 +17,7 @@
 //     agent_ring_off  index ring (2N)      slots for the daemon      producers (SCHEDULED), consumers
 //                                          (SCHEDULED/REDELIVER/     (REDELIVER, EXPIRED) push; daemon pops
 //                                          EXPIRED)
-//          fifos_off  16 x window x max_consumers  per-consumer in-flight FIFO {slot, gen_lo, delivered_ns}
+//          fifos_off  16 x window x max_consumers  per-consumer in-flight FIFO {slot, gen_lo, reserved}
 //          slots_off  N x slot_size        QueueSlotHeader + payload
 //
 // Every slot has one state word; every transition is one CAS (or a store by the slot's only
@@ -166,8 +166,8 @@ struct alignas(kHotBlock) QueueConsumerEntry {
 /// One delivery the consumer has not settled: the daemon times it out after ack_timeout_ns.
 struct FifoEntry {
   std::uint32_t slot;
-  std::uint32_t gen_lo;       // QWord::gen_lo of the DELIVERED word
-  std::uint64_t delivered_ns; // CLOCK_MONOTONIC_COARSE at delivery (the daemon adds its resolution)
+  std::uint32_t gen_lo;     // QWord::gen_lo of the DELIVERED word
+  std::uint64_t reserved;   // 0 (the daemon times deliveries from when it first sees them)
 };
 
 struct alignas(kCacheLine) QueueSlotHeader {

@@ -351,10 +351,11 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
         layout::FifoEntry& f = q_.fifo(index_)[tail & (q_.window() - 1)];
         // Relaxed atomic stores: the daemon may still read this entry's previous use (it reads
         // entries it has not passed yet with relaxed atomic loads and checks the generation);
-        // the release store of the tail below publishes the new entry.
+        // the release store of the tail below publishes the new entry. No timestamp: the daemon
+        // times a delivery from when it first sees the tail past it (never early, no clock read
+        // here).
         std::atomic_ref<std::uint32_t>(f.slot).store(s, std::memory_order_relaxed);
         std::atomic_ref<std::uint32_t>(f.gen_lo).store(QWord::gen_lo(nw), std::memory_order_relaxed);
-        std::atomic_ref<std::uint64_t>(f.delivered_ns).store(common::mono_coarse_ns(), std::memory_order_relaxed);
         // Release: the daemon's acquire load of the tail sees the entry.
         e_->fifo_tail.store(tail + 1, std::memory_order_release);
       }

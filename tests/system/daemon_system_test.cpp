@@ -95,5 +95,40 @@ TEST_F(DaemonSystem_test, UnusedTopicIsRemovedAfterIdleTimeout) {
   EXPECT_EQ(m.text(), "again");
 }
 
+const DestinationStats* find_dest(const BusStats& s, const std::string& uri) {
+  for (const auto& d : s.destinations)
+    if (d.uri == uri) return &d;
+  return nullptr;
+}
+
+TEST_F(DaemonSystem_test, UnusedQueueIsRemovedOnlyOnceItIsEmpty) {
+  stop_daemon_and_check_clean(SIGTERM);
+  start_daemon({"--idle-topic-timeout", "0"});
+  auto session = observer().create_session();
+  {
+    auto p = session.create_producer(Queue("held"), {}, {16, 64});
+    ASSERT_EQ(p.send("one"), Status::Ok);
+    ASSERT_EQ(p.send("two"), Status::Ok);
+    auto e = session.create_consumer(Queue("empty"), {}, {16, 64});
+  }
+  // Both became unused in the same moment; the empty one goes, the one holding messages stays.
+  EXPECT_TRUE(daemon_->log().wait_for("removed queue://empty", Millis(2000)));
+  const auto s = observer().stats();
+  const auto* held = find_dest(s, "queue://held");
+  ASSERT_NE(held, nullptr) << "a queue holding messages must never be removed";
+  EXPECT_EQ(held->depth, 2U);
+  {
+    auto c = session.create_consumer(Queue("held"), {WaitStrategy::Spin}, {16, 64});
+    Message m;
+    ASSERT_EQ(c.receive(m, std::chrono::seconds(2)).status, Status::Ok);
+    EXPECT_EQ(m.text(), "one");
+    ASSERT_EQ(c.receive(m, std::chrono::seconds(2)).status, Status::Ok);
+    EXPECT_EQ(m.text(), "two");
+  }
+  EXPECT_TRUE(wait_stats([](const BusStats& st) { return find_dest(st, "queue://held") == nullptr; }, Millis(3000),
+                         "queue://held removed once emptied and unused"));
+  EXPECT_TRUE(daemon_->log().wait_for("removed queue://held", Millis(1000)));
+}
+
 }  // namespace
 }  // namespace shmbus::systest

@@ -290,6 +290,40 @@ TEST_F(QueueAgent_test, ADeliveryNotAckedWithinTheAckTimeoutIsTakenBackAndTheLat
   EXPECT_EQ(m.q.header().ack_timeouts.load(), 1U);
 }
 
+TEST_F(QueueAgent_test, AReadyBitLostByADeadConsumerIsSetAgainByTheNextTick) {
+  QueueMemory m(8);
+  agent.add(1, "queue://unit", m.q, m.base);
+  QueueWriter w(m.q, 0);
+  QueueReader r(m.q, 0, false);
+  send(w, "hidden", 6);
+  // A consumer cleared the bit after finding the ring empty, then died before looking again
+  // while this message was being pushed: the ring holds it, the mask says nothing is there.
+  m.q.header().ready_mask.store(0);
+  QueueDelivery d;
+  ASSERT_EQ(r.take(d), TakeStatus::Empty);
+
+  agent.tick(common::mono_ns());
+
+  ASSERT_EQ(r.take(d), TakeStatus::Ok);
+  EXPECT_EQ(body_of(m.q, d), "hidden");
+}
+
+TEST(QueueRing_test, AConsumerFindingARingEmptyClearsItsBitAndAPushSetsItAgain) {
+  QueueMemory m(8);
+  QueueWriter w(m.q, 0);
+  QueueReader r(m.q, 0, false);
+  send(w, "one", 3);
+  EXPECT_EQ(m.q.header().ready_mask.load(), 1U << 3);
+  QueueDelivery d;
+  ASSERT_EQ(r.take(d), TakeStatus::Ok);
+  ASSERT_EQ(r.ack(d), ring::SettleStatus::Ok);
+
+  EXPECT_EQ(r.take(d), TakeStatus::Empty);
+  EXPECT_EQ(m.q.header().ready_mask.load(), 0U);
+  send(w, "two", 3);
+  EXPECT_EQ(m.q.header().ready_mask.load(), 1U << 3);
+}
+
 TEST_F(QueueAgent_test, ReleasingAConsumerRedeliversEverythingItHeld) {
   QueueMemory m(8);
   agent.add(1, "queue://unit", m.q, m.base);
