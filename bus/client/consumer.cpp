@@ -102,7 +102,51 @@ ReceiveResult ConsumerImpl::wait_and_poll(Message& out, std::chrono::nanoseconds
   }
 }
 
+void ConsumerImpl::listen() noexcept {
+  Message m;
+  while (!listener_stop.load(std::memory_order_acquire)) {
+    // A bounded wait, so that stop_listener() is noticed within one slice.
+    const auto r = wait_and_poll(m, std::chrono::milliseconds(20));
+    if (r.status == Status::DaemonGone || r.status == Status::Closed) return;
+    if (r.status == Status::WindowFull) {  // Client/Individual listener holding a full window
+      std::this_thread::yield();
+      continue;
+    }
+    if (r.status != Status::Ok) continue;  // Timeout; Lapped is counted in lost_total
+    bool ok = true;
+    try {
+      on_message(m);
+    } catch (...) {
+      ok = false;  // JMS: a listener that throws in AUTO mode gets the message again
+    }
+    if (queue && session->mode == AckMode::Auto) {
+      if (ok) qreader.ack(last_);
+      else qreader.give_back(last_);
+    }
+  }
+}
+
+void ConsumerImpl::stop_listener() noexcept {
+  if (!listener.joinable()) return;
+  // Release: the listener thread's acquire load sees it within one wait slice.
+  listener_stop.store(true, std::memory_order_release);
+  if (listener.get_id() == std::this_thread::get_id()) {
+    listener.detach();  // closed from inside the listener: the loop ends when it returns
+    return;
+  }
+  listener.join();
+}
+
 }  // namespace detail
+
+void MessageConsumer::set_message_listener(std::function<void(const Message&)> on_message) {
+  if (!impl_ || !impl_->usable()) throw Error(ErrorCode::Closed, "the consumer is closed");
+  if (!on_message) throw Error(ErrorCode::InvalidArgument, "set_message_listener needs a callable");
+  if (impl_->listener.joinable()) throw Error(ErrorCode::InvalidArgument, "this consumer already has a message listener");
+  impl_->on_message = std::move(on_message);
+  impl_->defer_auto_ack = true;
+  impl_->listener = std::thread([c = impl_.get()] { c->listen(); });
+}
 
 MessageConsumer::MessageConsumer(std::unique_ptr<detail::ConsumerImpl> impl) : impl_(std::move(impl)) {}
 MessageConsumer::MessageConsumer(MessageConsumer&&) noexcept = default;
@@ -118,12 +162,12 @@ MessageConsumer::~MessageConsumer() {
 }
 
 ReceiveResult MessageConsumer::receive(Message& out, std::chrono::nanoseconds timeout) noexcept {
-  if (!impl_ || !impl_->usable()) return {Status::Closed, 0};
+  if (!impl_ || !impl_->usable() || impl_->listener.joinable()) return {Status::Closed, 0};
   return impl_->wait_and_poll(out, timeout);
 }
 
 ReceiveResult MessageConsumer::receive_no_wait(Message& out) noexcept {
-  if (!impl_ || !impl_->usable()) return {Status::Closed, 0};
+  if (!impl_ || !impl_->usable() || impl_->listener.joinable()) return {Status::Closed, 0};
   auto r = impl_->poll(out);
   // An empty poll looks at the daemon every kCheckEvery tries: a poll loop learns of a dead
   // daemon without paying a syscall per poll.

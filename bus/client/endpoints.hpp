@@ -4,6 +4,8 @@
 #include "ring/queue_ring.hpp"
 #include "ring/topic_ring.hpp"
 
+#include <functional>
+#include <thread>
 #include <vector>
 
 namespace shmbus::detail {
@@ -72,6 +74,14 @@ struct ConsumerImpl : EndpointBase {
   bool queue = false;
   ring::QueueReader qreader;
   std::uint32_t since_flush = 0;  // DupsOk: receipts since the last batch ack
+  // Listener (asynchronous delivery)
+  std::function<void(const Message&)> on_message;
+  std::thread listener;
+  std::atomic<bool> listener_stop{false};
+  bool defer_auto_ack = false;  // the listener acks AUTO deliveries when on_message returns
+  void listen() noexcept;
+  void stop_listener() noexcept;
+  ~ConsumerImpl() override { stop_listener(); }
   ring::QueueDelivery last_;     // the delivery being handed out
   ReceiveResult poll_queue(Message& out) noexcept;
   ReceiveResult take_queue(Message& out) noexcept;

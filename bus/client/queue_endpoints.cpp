@@ -175,7 +175,9 @@ ReceiveResult ConsumerImpl::take_queue(Message& out) noexcept {
 
 void ConsumerImpl::settle_on_receive() noexcept {
   switch (session->mode) {
-    case AckMode::Auto: qreader.ack(last_); break;
+    case AckMode::Auto:
+      if (!defer_auto_ack) qreader.ack(last_);
+      break;
     case AckMode::DupsOk: ++since_flush; break;  // settled at a later receive (poll_queue)
     default: break;  // Client, Individual, Transacted: tracked in the FIFO until settled
   }
@@ -196,6 +198,7 @@ Status ConsumerImpl::acknowledge(std::uint32_t slot, std::uint64_t word) noexcep
 }
 
 void ConsumerImpl::before_close() noexcept {
+  stop_listener();
   if (!queue) return;
   if (session->mode == AckMode::DupsOk) qreader.ack_all();  // processed: settle the batch
   // Everything else still unsettled goes back when the daemon reclaims this consumer.

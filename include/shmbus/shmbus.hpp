@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -248,6 +249,15 @@ class MessageConsumer {
   /// Returns at once: Ok, Timeout (nothing there) or Lapped.
   ReceiveResult receive_no_wait(Message& out) noexcept;
   // Queue receives return Ok, Timeout, WindowFull (settle some first), DaemonGone or Closed.
+  /// Asynchronous delivery (JMS MessageListener): from now on `on_message` runs on a thread this
+  /// consumer owns, once per message, in order. AckMode::Auto acknowledges a queue message when
+  /// `on_message` returns, and gives it back for redelivery if it throws (at-least-once: a crash
+  /// inside the listener brings the message back). Client/Individual: call acknowledge() in it;
+  /// Transacted: call Session::commit()/rollback() in it. While a listener is set, the session
+  /// belongs to that thread (JMS): receive() returns Status::Closed, and the consumer must not
+  /// be closed from inside its own listener. Stopped by close() or destruction. Throws
+  /// Error(InvalidArgument) if a listener is already set or `on_message` is empty.
+  void set_message_listener(std::function<void(const Message&)> on_message);
   /// Messages lost to lapping since the consumer was created.
   std::uint64_t lost_total() const noexcept;
   /// Daemon-assigned consumer id.
