@@ -147,7 +147,7 @@ void print_json(const BusStats& s) {
               << (queue ? "queue" : "topic") << "\",\"capacity\":" << d.capacity
               << ",\"max_message_size\":" << d.max_message_size << ",\"shm_bytes\":" << d.shm_bytes;
     if (queue) {
-      std::cout << ",\"producers\":" << d.producers << ",\"consumers\":" << d.subscribers.size()
+      std::cout << ",\"published\":" << d.tail << ",\"producers\":" << d.producers << ",\"consumers\":" << d.subscribers.size()
                 << ",\"depth\":" << d.depth << ",\"scheduled\":" << d.scheduled << ",\"in_flight\":" << d.in_flight
                 << ",\"redelivered\":" << d.redelivered << ",\"dead_lettered\":" << d.dead_lettered
                 << ",\"expired\":" << d.expired << ",\"ack_timeouts\":" << d.ack_timeouts
@@ -179,7 +179,8 @@ void print_text(const BusStats& s) {
   if (s.destinations.empty()) std::cout << "no destinations\n";
   for (const auto& d : s.destinations) {
     if (is_queue(d)) {
-      std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  depth " << d.depth
+      std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  published " << d.tail
+                << "  depth " << d.depth
                 << "  scheduled " << d.scheduled << "  in-flight " << d.in_flight << "  producers " << d.producers
                 << "  consumers " << d.subscribers.size() << "  redelivered " << d.redelivered << "  dead-lettered "
                 << d.dead_lettered << "  expired " << d.expired << "  ack timeouts " << d.ack_timeouts << "  dropped "

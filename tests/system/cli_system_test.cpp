@@ -181,6 +181,7 @@ TEST_F(CliSystem_test, StatShowsQueueCountersAndConsumers) {
                           "dlq"})
     EXPECT_TRUE(has(q, std::string("\"") + key + "\":")) << "no key " << key << " in " << q;
   EXPECT_TRUE(has(q, "\"depth\":3,")) << q;
+  EXPECT_TRUE(has(q, "\"published\":3,")) << q;
   EXPECT_TRUE(has(q, "\"in_flight\":0,")) << q;
   EXPECT_TRUE(has(q, "\"dlq\":\"queue://DLQ.jobs\"")) << q;
   // Topics keep their kind and keys.
@@ -207,7 +208,7 @@ TEST_F(CliSystem_test, StatShowsQueueCountersAndConsumers) {
   EXPECT_TRUE(has(subs.substr(0, subs.find(']')), "\"received\":2,\"acked\":1,\"ack_mode\":\"individual\"}")) << subs;
   const auto text = run_cli({"stat"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_TRUE(has(text.out, "queue://jobs  capacity 4096 x 4096 B  depth 1  scheduled 0  in-flight 1  producers 0  "
+  EXPECT_TRUE(has(text.out, "queue://jobs  capacity 4096 x 4096 B  published 3  depth 1  scheduled 0  in-flight 1  producers 0  "
                             "consumers 1  redelivered 0  dead-lettered 0  expired 0  ack timeouts 0  dropped 0  dlq "
                             "queue://DLQ.jobs\n"))
       << text.out;
