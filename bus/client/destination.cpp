@@ -58,6 +58,7 @@ const char* to_string(ErrorCode c) noexcept {
     case ErrorCode::Unsupported: return "unsupported";
     case ErrorCode::Internal: return "internal";
     case ErrorCode::Closed: return "closed";
+    case ErrorCode::PartiallyCommitted: return "partially-committed";
   }
   return "unknown";
 }

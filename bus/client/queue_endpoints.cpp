@@ -294,7 +294,15 @@ void Session::commit() {
     for (auto& [slot, m] : p->pending) p->qwriter.publish(slot, m);
     p->pending.clear();
   }
-  impl_->ack_all();
+  std::uint32_t missed = 0;
+  std::uint64_t acked = 0;
+  for (auto* c : impl_->consumers) acked += c->qreader.ack_all(&missed);
+  if (missed != 0)
+    throw Error(ErrorCode::PartiallyCommitted,
+                "commit: " + std::to_string(missed) + " of the " + std::to_string(missed + acked) +
+                    " messages this transaction received had been taken back by the ack timeout "
+                    "(ConsumerOptions::ack_timeout) before the commit; they will be delivered again. The "
+                    "transaction's sends and its other receives are committed");
 }
 
 void Session::rollback() {

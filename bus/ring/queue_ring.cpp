@@ -406,7 +406,7 @@ SettleStatus QueueReader::give_back(const QueueDelivery& d) noexcept {
   return r;
 }
 
-std::uint32_t QueueReader::settle_all(bool ack) noexcept {
+std::uint32_t QueueReader::settle_all(bool ack, std::uint32_t* missed) noexcept {
   if (!track_) return 0;
   // Relaxed: our own cursors.
   const std::uint64_t tail = e_->fifo_tail.load(std::memory_order_relaxed);
@@ -417,6 +417,7 @@ std::uint32_t QueueReader::settle_all(bool ack) noexcept {
   for (; head < tail; ++head) {
     std::uint64_t w = 0;
     if (mine(f[head & mask].slot, f[head & mask].gen_lo, w) && settle({f[head & mask].slot, w}, ack) == SettleStatus::Ok) ++n;
+    else if (missed != nullptr) ++*missed;  // taken back by the daemon (ack timeout), or settled already
   }
   // Release: as in advance_head().
   e_->fifo_head.store(tail, std::memory_order_release);

@@ -158,8 +158,10 @@ class QueueReader {
   SettleStatus give_back(const QueueDelivery& d) noexcept;
   /// Settles every tracked delivery still ours: acks (CLIENT ack, DUPS_OK flush, commit) or
   /// gives back (recover, rollback). Returns how many it settled.
-  std::uint32_t ack_all() noexcept { return settle_all(true); }
-  std::uint32_t give_back_all() noexcept { return settle_all(false); }
+  /// `missed` (optional) counts tracked deliveries that were no longer ours: taken back by the
+  /// daemon (ack timeout) or settled one by one before.
+  std::uint32_t ack_all(std::uint32_t* missed = nullptr) noexcept { return settle_all(true, missed); }
+  std::uint32_t give_back_all() noexcept { return settle_all(false, nullptr); }
   /// Tracked deliveries not known to be settled (FIFO length after dropping settled ones).
   std::uint64_t unsettled() noexcept;
   const QueueRing& ring() const noexcept { return q_; }
@@ -169,7 +171,7 @@ class QueueReader {
  private:
   bool mine(std::uint32_t slot, std::uint32_t gen_lo, std::uint64_t& word) const noexcept;
   void advance_head() noexcept;
-  std::uint32_t settle_all(bool ack) noexcept;
+  std::uint32_t settle_all(bool ack, std::uint32_t* missed) noexcept;
   SettleStatus settle(const QueueDelivery& d, bool ack) noexcept;
   QueueRing q_;
   layout::QueueConsumerEntry* e_ = nullptr;

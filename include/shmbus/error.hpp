@@ -20,6 +20,7 @@ enum class ErrorCode : unsigned {
   Unsupported = 10,       ///< a feature not available in this version (e.g. queue://)
   Internal = 11,          ///< system call failure; the message names it
   Closed = 12,            ///< the object was closed
+  PartiallyCommitted = 13,  ///< Session::commit(): some received messages had been taken back by the ack timeout first
 };
 
 /// Human name of an error code ("daemon-unavailable", ...).

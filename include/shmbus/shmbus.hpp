@@ -312,7 +312,9 @@ class Session {
   /// Returns how many. Not for transacted sessions (use rollback); Auto: nothing to give back.
   std::uint64_t recover() noexcept;
   /// Transacted: makes every send since the last commit/rollback deliverable and acknowledges
-  /// every receive. Throws Error(InvalidArgument) on a non-transacted session.
+  /// every receive. Throws Error(InvalidArgument) on a non-transacted session, and
+  /// Error(PartiallyCommitted) when some receives had been taken back by the ack timeout before
+  /// the commit (they will be delivered again; everything else is committed).
   void commit();
   /// Transacted: discards the sends and gives the receives back for redelivery.
   void rollback();

@@ -610,6 +610,38 @@ TEST_F(QueueSystem_test, TransactedConsumerRollbackRedeliversCommitSettles) {
   EXPECT_EQ(recv(c, kAbsent).status, Status::Timeout) << "a rollback after commit gives nothing back";
 }
 
+// A transaction that held its receives past the ack timeout cannot commit them: commit() says so
+// (PartiallyCommitted, with the count) instead of pretending; the messages come back.
+TEST_F(QueueSystem_test, CommitAfterTheAckTimeoutTookReceivesBackReportsIt) {
+  const Queue q("txlate");
+  auto tx = observer().create_session(AckMode::Transacted);
+  ConsumerOptions co;
+  co.ack_timeout = std::chrono::milliseconds(100);
+  auto c = tx.create_consumer(q, co, {64, 64});
+  auto ps = observer().create_session(AckMode::Auto);
+  auto p = ps.create_producer(q, {}, {64, 64});
+  ASSERT_EQ(send(p, 1, 1), Status::Ok);
+  ASSERT_EQ(send(p, 1, 2), Status::Ok);
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(recv(c, kWait).status, Status::Ok);
+  ASSERT_TRUE(wait_queue("queue://txlate", [](const DestinationStats& d) { return d.ack_timeouts == 2 && d.in_flight == 0; },
+                         "both receives taken back by the 100 ms ack timeout"));
+
+  try {
+    tx.commit();
+    FAIL() << "commit() hid that its receives had been taken back";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::PartiallyCommitted);
+    EXPECT_NE(std::string(e.what()).find("2 of the 2"), std::string::npos) << e.what();
+  }
+  for (int i = 0; i < 2; ++i) {
+    const auto g = recv(c, kWait);
+    ASSERT_EQ(g.status, Status::Ok) << "taken-back receive " << i + 1 << " comes again";
+    EXPECT_TRUE(g.msg.redelivered());
+  }
+  EXPECT_NO_THROW(tx.commit());
+  ASSERT_TRUE(wait_drained("queue://txlate"));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. A message delivered max_deliveries (2) times without acknowledgement moves to queue://DLQ.NAME
 // with dead_letter_reason() 1 and its origin, and is counted in the queue's stats.
