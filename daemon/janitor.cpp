@@ -87,10 +87,23 @@ void Janitor::scan_all() {
   }
 }
 
+std::uint64_t Janitor::next_sleep_ns() const noexcept {
+  std::uint64_t sleep = cfg_.tick_ns;  // topic repair cadence
+  if (queues_.queues() == 0) return sleep;
+  const std::uint64_t now = common::mono_ns();
+  // Fast ticks while queues are busy (rollbacks, delayed sends and expiry reach the daemon through
+  // the agent rings, which it polls; ack timeouts are timed from the tick that sees a delivery);
+  // after kQueueIdleNs without activity, the topic cadence. Never past the next timer.
+  if (now - queues_.last_activity_ns() < cfg_.queue_idle_ns) sleep = cfg_.queue_tick_ns;
+  const std::uint64_t next = queues_.next_timer_ns();
+  if (next != UINT64_MAX) sleep = std::min(sleep, next > now ? std::max<std::uint64_t>(next - now, 100'000) : cfg_.queue_tick_ns);
+  return sleep;
+}
+
 void Janitor::run() {
   // Relaxed: see stop().
   while (!stop_.load(std::memory_order_relaxed)) {
-    const auto tick = std::chrono::nanoseconds(queues_.queues() != 0 ? cfg_.queue_tick_ns : cfg_.tick_ns);
+    const auto tick = std::chrono::nanoseconds(next_sleep_ns());
     JanitorCommand cmd;
     if (inbox_.wait_dequeue_timed(cmd, std::chrono::duration_cast<std::chrono::microseconds>(tick))) {
       handle(cmd);

@@ -18,7 +18,8 @@ namespace shmbus::daemon {
 
 struct JanitorConfig {
   std::uint64_t tick_ns = 5'000'000;        // period of the repair scan
-  std::uint64_t queue_tick_ns = 1'000'000;  // period while any queue exists (timers, ack timeouts)
+  std::uint64_t queue_tick_ns = 1'000'000;    // period while queues are busy (agent rings, ack timeouts)
+  std::uint64_t queue_idle_ns = 100'000'000;  // after this long without queue activity, tick_ns again
 };
 
 class Janitor {
@@ -40,6 +41,8 @@ class Janitor {
   void run();
   void handle(JanitorCommand& c);
   void scan_all();
+  /// How long to wait for a command before the next tick.
+  std::uint64_t next_sleep_ns() const noexcept;
   bool owner_dead(std::uint32_t owner) const noexcept;
 
   layout::RegionHeader* region_;

@@ -225,6 +225,7 @@ bool QueueAgent::observe(Queue& q, std::uint32_t c) {
     // late by at most the tick since the last look. No clock read on the consumer's hot path.
     t.marks.emplace_back(tail, now_);
     t.seen_tail = tail;
+    last_activity_ = now_;
   }
   return true;
 }
@@ -323,6 +324,7 @@ std::size_t QueueAgent::tick(std::uint64_t now_ns) {
     reannounce(q, orphans, r);
   }
   wheel_.advance(now_, [this](std::uint64_t p) { on_timer(p); });
+  if (moved_ != 0) last_activity_ = now_;
   return moved_;
 }
 

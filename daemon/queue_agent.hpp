@@ -50,6 +50,10 @@ class QueueAgent {
   Released release(std::uint32_t dest_id, bool producer, std::uint32_t entry);
 
   std::size_t queues() const noexcept { return queues_.size(); }
+  /// When a tick last moved a slot or saw new deliveries (the janitor ticks faster after that).
+  std::uint64_t last_activity_ns() const noexcept { return last_activity_; }
+  /// No timer fires before this (UINT64_MAX: none armed).
+  std::uint64_t next_timer_ns() const noexcept { return wheel_.next_wake_ns(); }
   const TimingWheel& wheel() const noexcept { return wheel_; }
 
  private:
@@ -103,6 +107,7 @@ class QueueAgent {
   TimingWheel wheel_;
   std::uint64_t now_ = 0;
   std::size_t moved_ = 0;
+  std::uint64_t last_activity_ = 0;
   std::map<std::uint32_t, Queue> queues_;
 };
 
