@@ -170,7 +170,11 @@ void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
       d.ring.producer(e.entry_index)->state.store(0, std::memory_order_release);
     } else {
       d.subscriber_owner[e.entry_index] = -1;
-      d.ring.subscriber(e.entry_index)->state.store(0, std::memory_order_release);
+      auto* se = d.ring.subscriber(e.entry_index);
+      // A subscriber killed while parked is still counted in waiters: uncount it, or every
+      // publish would pay a futex wake from now on. Relaxed: the count only gates wakes.
+      if (se->parked.exchange(0, std::memory_order_relaxed) != 0) d.ring.header().waiters.fetch_sub(1, std::memory_order_relaxed);
+      se->state.store(0, std::memory_order_release);
     }
     info(describe(c) + " closed " + (e.role == control::Role::Producer ? "producer " : "consumer ") +
          std::to_string(e.endpoint_id) + " on " + uri);

@@ -417,8 +417,19 @@ QueueAgent::Released QueueAgent::release(std::uint32_t dest_id, bool producer, s
   reannounce(q, orphans, r);
   // 4. The entry is free again.
 
+  // 5. Records and counts the dead participant cannot reset itself: a claim record left pending
+  // (or naming a position) would look like a live claim once the entry has a new owner and block
+  // every later repair; a parked count would make every publish pay a futex wake.
+  const auto reset_record = [](layout::ClaimRecord& rec) {
+    // Relaxed: published by the entry's release store of state below.
+    rec.op_pos.store(layout::kClaimIdle, std::memory_order_relaxed);
+  };
   if (!producer) {
     auto* e = q.q.consumer(entry);
+    reset_record(e->push);
+    reset_record(e->pop);
+    // Relaxed: the count only gates futex wakes; nobody else writes this entry's flag now.
+    if (e->parked.exchange(0, std::memory_order_relaxed) != 0) q.q.header().waiters.fetch_sub(1, std::memory_order_relaxed);
     wheel_.cancel(q.check_timer[entry]);
     q.check_timer[entry] = TimerId{};
     // Relaxed: published by the state store below.
@@ -430,7 +441,12 @@ QueueAgent::Released QueueAgent::release(std::uint32_t dest_id, bool producer, s
     // sees the cleared cursors.
     e->state.store(0, std::memory_order_release);
   } else {
-    q.q.producer(entry)->state.store(0, std::memory_order_release);
+    auto* e = q.q.producer(entry);
+    reset_record(e->push);
+    reset_record(e->pop);
+    // Relaxed: as for consumers.
+    if (e->parked.exchange(0, std::memory_order_relaxed) != 0) q.q.header().space_waiters.fetch_sub(1, std::memory_order_relaxed);
+    e->state.store(0, std::memory_order_release);
   }
   return r;
 }

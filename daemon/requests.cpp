@@ -249,6 +249,7 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
     se->position.store(start, std::memory_order_relaxed);
     se->lost.store(0, std::memory_order_relaxed);
     se->received.store(0, std::memory_order_relaxed);
+    se->parked.store(0, std::memory_order_relaxed);
     // Release: the fields above are visible to whoever sees state 1 (janitor, stat).
     se->state.store(1, std::memory_order_release);
     ok.start_position = start;
@@ -281,6 +282,7 @@ void Conductor::open_queue_entry(Client& c, Dest& d, const control::OpenDest& m,
     ce->fifo_tail.store(0, std::memory_order_relaxed);
     ce->received.store(0, std::memory_order_relaxed);
     ce->acked.store(0, std::memory_order_relaxed);
+    ce->parked.store(0, std::memory_order_relaxed);
     // Release: the janitor and the ring repair see the fields above with state 1 (live).
     ce->state.store(1, std::memory_order_release);
   } else {
@@ -290,6 +292,7 @@ void Conductor::open_queue_entry(Client& c, Dest& d, const control::OpenDest& m,
     // Relaxed: published by the release store of state below.
     pe->held.store(layout::kQueueNoSlot, std::memory_order_relaxed);
     pe->sent.store(0, std::memory_order_relaxed);
+    pe->parked.store(0, std::memory_order_relaxed);
     // Release: as above.
     pe->state.store(1, std::memory_order_release);
   }

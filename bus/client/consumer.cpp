@@ -45,10 +45,14 @@ bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
     // SYNC: the parker's Dekker half (QueueRing::push_ready is the other): count ourselves
     // (seq_cst RMW), then look at the rings (seq_cst loads in any_ready).
     qh.waiters.fetch_add(1, std::memory_order_seq_cst);
+    auto& parked = qreader.entry().parked;
+    // Relaxed: read by the daemon only after we are gone, to take a dead parker off the count.
+    parked.store(1, std::memory_order_relaxed);
     if (!q.any_ready()) {
       const std::uint64_t now = common::mono_ns();
       if (now < deadline_ns) ring::futex_wait(qh.notify_seq, seen, std::chrono::nanoseconds(std::min(deadline_ns - now, kParkSliceNs)));
     }
+    parked.store(0, std::memory_order_relaxed);
     // Relaxed: the count only gates whether producers call futex_wake.
     qh.waiters.fetch_sub(1, std::memory_order_relaxed);
     return conn->alive();
@@ -59,6 +63,8 @@ bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
   const std::uint32_t seen = h.notify_seq.load(std::memory_order_acquire);
   // SYNC: seq_cst pairs with the producer's seq_cst stamp exchange + waiters load (Dekker).
   h.waiters.fetch_add(1, std::memory_order_seq_cst);
+  // Relaxed: read by the daemon only after we are gone, to take a dead parker off the count.
+  reader.entry().parked.store(1, std::memory_order_relaxed);
   if (!reader.ready(std::memory_order_seq_cst)) {
     const std::uint64_t now = common::mono_ns();
     if (now < deadline_ns) {
@@ -66,6 +72,7 @@ bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
       ring::futex_wait(h.notify_seq, seen, std::chrono::nanoseconds(slice));
     }
   }
+  reader.entry().parked.store(0, std::memory_order_relaxed);
   // Relaxed: the count only gates whether producers call futex_wake.
   h.waiters.fetch_sub(1, std::memory_order_relaxed);
   return conn->alive();

@@ -52,10 +52,13 @@ Status ProducerImpl::acquire(std::uint32_t& slot) noexcept {
       // SYNC: the parker's Dekker half (QueueRing::wake_producers is the other): count ourselves
       // (seq_cst RMW), then look at the free ring (seq_cst loads).
       h.space_waiters.fetch_add(1, std::memory_order_seq_cst);
+      // Relaxed: read by the daemon only after we are gone, to take a dead parker off the count.
+      qwriter.entry().parked.store(1, std::memory_order_relaxed);
       if (qwriter.ring().free_ring().looks_empty(std::memory_order_seq_cst)) {
         const std::uint64_t now = common::mono_ns();
         if (now < deadline) ring::futex_wait(h.space_seq, seen, std::chrono::nanoseconds(std::min(deadline - now, kParkSliceNs)));
       }
+      qwriter.entry().parked.store(0, std::memory_order_relaxed);
       // Relaxed: the count only gates whether ackers call futex_wake.
       h.space_waiters.fetch_sub(1, std::memory_order_relaxed);
     }

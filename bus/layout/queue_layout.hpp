@@ -139,7 +139,7 @@ struct alignas(kHotBlock) QueueProducerEntry {
   std::atomic<std::uint32_t> state;  // 0 free, 1 active, 2 closing (its slots are being reclaimed)
   std::uint32_t client_index;
   std::uint32_t producer_id;
-  std::uint32_t reserved0;
+  std::atomic<std::uint32_t> parked;  // 1 while counted in space_waiters (the daemon uncounts a dead one)
   std::atomic<std::uint64_t> held;  // slot between two rings (kQueueNoSlot: none); crash recovery
   std::atomic<std::uint64_t> sent;  // messages made READY/SCHEDULED (statistics)
   alignas(kHotBlock) ClaimRecord push;
@@ -156,6 +156,7 @@ struct alignas(kHotBlock) QueueConsumerEntry {
   std::atomic<std::uint64_t> received;  // deliveries taken (statistics)
   std::atomic<std::uint64_t> acked;     // acks that won (statistics)
   std::uint64_t ack_timeout_ns;      // 0: none (written at open by the conductor)
+  std::atomic<std::uint32_t> parked;  // 1 while counted in QueueHeader::waiters (as on producers)
   // --- the in-flight FIFO's cursors: written by the consumer, read by the daemon.
   alignas(kHotBlock) std::atomic<std::uint64_t> fifo_tail;  // next entry to write
   std::atomic<std::uint64_t> fifo_head;                     // oldest entry that may be unacked
@@ -208,6 +209,8 @@ static_assert(std::is_standard_layout_v<QueueConsumerEntry>);
 static_assert(sizeof(QueueConsumerEntry) == 512);
 static_assert(offsetof(QueueConsumerEntry, held) == 16);
 static_assert(offsetof(QueueConsumerEntry, ack_timeout_ns) == 40);
+static_assert(offsetof(QueueConsumerEntry, parked) == 48);
+static_assert(offsetof(QueueProducerEntry, parked) == 12);
 static_assert(offsetof(QueueConsumerEntry, fifo_tail) == 128);
 static_assert(offsetof(QueueConsumerEntry, fifo_head) == 136);
 static_assert(offsetof(QueueConsumerEntry, push) == 256);

@@ -78,7 +78,9 @@ struct alignas(kHotBlock) SubscriberEntry {
   std::atomic<std::uint32_t> state;  // 0 free, 1 active
   std::uint32_t client_index;
   std::uint32_t consumer_id;
-  std::uint32_t reserved0;
+  /// 1 while this subscriber is counted in TopicHeader::waiters (parked): a subscriber killed
+  /// while parked cannot take itself off the count; the daemon does, from this flag.
+  std::atomic<std::uint32_t> parked;
   std::atomic<std::uint64_t> position;  // next ring sequence this subscriber reads
   std::atomic<std::uint64_t> lost;      // messages lost to lapping, cumulative
   std::atomic<std::uint64_t> received;  // messages delivered, cumulative

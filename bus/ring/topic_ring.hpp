@@ -108,6 +108,7 @@ struct ReadMeta {
 class TopicReader {
  public:
   TopicReader() = default;
+  SubscriberEntry& entry() const noexcept { return *entry_; }
   TopicReader(TopicRing ring, SubscriberEntry* entry, std::uint64_t start) noexcept
       : ring_(ring), entry_(entry), pos_(start) {}
 

@@ -38,6 +38,16 @@
 //                 print "progress n=N" every N messages. --crash-after: SIGKILL itself as soon as
 //                 the N-th receive() returns, before recording the message (a crash while
 //                 processing it).
+//   qproduce-forever --dir D --queue Q --id K [--out FILE] [--send-timeout-ms T]
+//                 print "sending producer=P", then send payloads seq 1, 2, ... as fast as it can,
+//                 alternating send() and zero-copy claim()/commit() (written in place),
+//                 FullPolicy::Block; after each send that returned Ok, append a 16-byte record
+//                 (the qconsume Record layout: u32 K, u32 0, u64 seq) to FILE with write(2)
+//                 before the next send, so a SIGKILLed producer's file lists every send that
+//                 returned Ok except possibly the last (killed between Ok and the write).
+//                 Status::QueueFull (no slot freed for send_timeout) retries the same seq.
+//                 Runs until SIGKILLed or SIGTERMed; on SIGTERM (seen between sends: a send
+//                 blocked on a full queue first waits out send_timeout) print "done sent=N", exit 0.
 //   qclient       --dir D --queue Q --ack MODE [--ack-timeout-ms T] [--batch B]
 //                 a consumer driven line by line from stdin; prints "ready", then one reply per
 //                 command:
@@ -442,6 +452,56 @@ bool stop_requested() {
   return line == "stop";
 }
 
+// The queue twin of produce-forever, for the queue random-kill test: any instruction may be the
+// last one (between the free-ring pop and the WRITING CAS, half-way through the in-place payload,
+// between the READY store and the ready-ring push, between Ok and the record's write).
+int qproduce_forever(const Args& a) {
+  std::signal(SIGTERM, on_sigterm);
+  int fd = -1;
+  if (!a.out.empty()) {
+    fd = ::open(a.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) throw std::runtime_error("cannot open " + a.out + ": " + std::strerror(errno));
+  }
+  Session_ s(a);
+  ProducerOptions po;
+  po.on_full = FullPolicy::Block;
+  po.send_timeout = std::chrono::milliseconds(a.send_timeout_ms);
+  auto p = s.session.create_producer(Queue(a.queue), po, queue_geometry(a));
+  say("sending producer=" + std::to_string(p.id()));
+  std::uint64_t seq = 1;
+  unsigned char buf[kPayloadSize];
+  while (!g_stop) {
+    const bool zero_copy = (seq & 1) == 0;
+    Status st;
+    if (zero_copy) {
+      auto c = p.claim(kPayloadSize);
+      st = c.status;
+      if (st == Status::Ok) {
+        // Written field by field into the slot, not copied from a finished buffer.
+        make_payload(a.id, seq, *reinterpret_cast<unsigned char(*)[kPayloadSize]>(c.buffer.data()));
+        st = p.commit(c, kPayloadSize);
+      }
+    } else {
+      make_payload(a.id, seq, buf);
+      st = p.send(std::as_bytes(std::span<const unsigned char>(buf)));
+    }
+    if (st == Status::QueueFull) continue;  // nobody consumed for send_timeout: same seq again
+    if (st != Status::Ok) {
+      std::cerr << "bus_agent qproduce-forever: seq " << seq << " failed: " << to_string(st) << "\n";
+      say("error status=" + std::string(to_string(st)) + " seq=" + std::to_string(seq));
+      return 1;
+    }
+    if (fd >= 0) {
+      const Record rec{a.id, 0, seq};
+      if (!write_all(fd, &rec, sizeof rec)) throw std::runtime_error("write " + a.out + " failed");
+    }
+    ++seq;
+  }
+  if (fd >= 0) ::close(fd);
+  say("done sent=" + std::to_string(seq - 1));
+  return 0;
+}
+
 int qconsume(const Args& a) {
   const AckMode mode = ack_mode(a.ack);
   Session_ s(a, mode);
@@ -575,6 +635,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "produce-forever") return produce_forever(a);
     if (a.cmd == "qproduce") return qproduce(a);
     if (a.cmd == "qconsume") return qconsume(a);
+    if (a.cmd == "qproduce-forever") return qproduce_forever(a);
     if (a.cmd == "qclient") return qclient(a);
     std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
     return 2;

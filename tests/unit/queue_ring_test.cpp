@@ -324,6 +324,33 @@ TEST(QueueRing_test, AConsumerFindingARingEmptyClearsItsBitAndAPushSetsItAgain) 
   EXPECT_EQ(m.q.header().ready_mask.load(), 1U << 3);
 }
 
+TEST_F(QueueAgent_test, ReleaseResetsTheDeadOwnersClaimRecordsAndParkedCounts) {
+  QueueMemory m(8);
+  agent.add(1, "queue://unit", m.q, m.base);
+  // A producer killed inside a pop (its record says "pending") while parked on a full queue, and
+  // a consumer killed mid-push while parked on an empty one.
+  m.q.producer(0)->pop.op_pos.store(layout::kClaimPending);
+  m.q.producer(0)->parked.store(1);
+  m.q.header().space_waiters.store(1);
+  m.q.consumer(0)->push.op_pos.store(5);
+  m.q.consumer(0)->parked.store(1);
+  m.q.header().waiters.store(1);
+
+  m.q.producer(0)->state.store(2);
+  agent.release(1, true, 0);
+  m.q.consumer(0)->state.store(2);
+  agent.release(1, false, 0);
+
+  // A stale record would look like a live claim once the entry has a new owner, and block every
+  // later repair; a stale count would make every publish and ack pay a futex wake.
+  EXPECT_EQ(m.q.producer(0)->pop.op_pos.load(), layout::kClaimIdle);
+  EXPECT_EQ(m.q.consumer(0)->push.op_pos.load(), layout::kClaimIdle);
+  EXPECT_EQ(m.q.header().space_waiters.load(), 0U);
+  EXPECT_EQ(m.q.header().waiters.load(), 0U);
+  EXPECT_EQ(m.q.producer(0)->parked.load(), 0U);
+  EXPECT_EQ(m.q.consumer(0)->parked.load(), 0U);
+}
+
 TEST_F(QueueAgent_test, ReleasingAConsumerRedeliversEverythingItHeld) {
   QueueMemory m(8);
   agent.add(1, "queue://unit", m.q, m.base);
