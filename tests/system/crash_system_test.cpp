@@ -1,6 +1,10 @@
 // Crashes: a producer killed mid-write, the daemon killed under blocked clients, restart.
 #include "common/paths.hpp"
 #include "system_fixture.hpp"
+#include "layout/topic_layout.hpp"
+#include <thread>
+#include <sys/mman.h>
+#include <fcntl.h>
 
 #include <csignal>
 
@@ -159,6 +163,42 @@ TEST_F(CrashSystem_test, DaemonKilledGivesBlockedReceiversDaemonGone) {
   EXPECT_TRUE(WIFSIGNALED(*st) && WTERMSIG(*st) == SIGKILL) << describe_status(*st);
   EXPECT_FALSE(shm_objects().empty()) << "a SIGKILLed daemon cannot clean up (the next one must)";
   start_daemon();  // teardown then checks the new one cleans everything
+}
+
+// Forbidden: a subscriber SIGKILLed while parked on the topic's futex staying counted in the
+// topic's waiter count. It cannot take itself off; if the daemon did not, every publish from then
+// on would pay a futex_wake system call for nobody.
+TEST_F(CrashSystem_test, SubscriberKilledWhileParkedIsTakenOffTheWaiterCount) {
+  auto rx = agent("block-receive", {"--topic", "parked", "--wait", "park", "--timeout-ms", "30000"});
+  ASSERT_TRUE(expect_line(rx, "ready", kStartDeadline, "park receiver attached"));
+  ASSERT_TRUE(wait_topic("topic://parked", 1, kStartDeadline));
+  const auto st = observer().stats();
+  const auto* d = find_topic(st, "topic://parked");
+  ASSERT_NE(d, nullptr);
+  const std::string path = "/dev/shm/" + common::dest_shm_name(common::canonical_dir(dir_), d->dest_id);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << path;
+  void* base = ::mmap(nullptr, sizeof(layout::TopicHeader), PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  ASSERT_NE(base, MAP_FAILED);
+  const auto& h = *static_cast<const layout::TopicHeader*>(base);
+  const auto waiters_become = [&](std::uint32_t n) {
+    const auto deadline = Clock::now() + kRecoveryDeadline;
+    while (Clock::now() < deadline) {
+      // Relaxed: a test's look at a counter.
+      if (h.waiters.load(std::memory_order_relaxed) == n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling a condition, with a deadline
+    }
+    return false;
+  };
+  EXPECT_TRUE(waiters_become(1)) << "the receiver parks (counted once)";
+
+  rx.kill(SIGKILL);
+  ASSERT_TRUE(rx.wait_exit(Millis(5000)));
+  EXPECT_TRUE(wait_topic("topic://parked", 0, kRecoveryDeadline)) << "the dead subscriber released";
+
+  EXPECT_TRUE(waiters_become(0)) << "the dead parker is still counted: waiters=" << h.waiters.load();
+  ::munmap(base, sizeof(layout::TopicHeader));
 }
 
 // Forbidden: a new shmbusd refusing the DIR of a SIGKILLed one, keeping its stale shared memory,
