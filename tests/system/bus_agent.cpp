@@ -318,6 +318,20 @@ volatile std::sig_atomic_t g_stop = 0;
 
 extern "C" void on_sigterm(int) { g_stop = 1; }
 
+// Sends payload (id, seq): odd seqs with send(), even ones with zero-copy claim()/commit(), the
+// payload written field by field into shared memory rather than copied from a finished buffer.
+Status send_alternating(MessageProducer& p, std::uint32_t id, std::uint64_t seq) {
+  if ((seq & 1) == 0) {
+    auto c = p.claim(kPayloadSize);
+    if (c.status != Status::Ok) return c.status;
+    make_payload(id, seq, *reinterpret_cast<unsigned char(*)[kPayloadSize]>(c.buffer.data()));
+    return p.commit(c, kPayloadSize);
+  }
+  unsigned char buf[kPayloadSize];
+  make_payload(id, seq, buf);
+  return p.send(std::as_bytes(std::span<const unsigned char>(buf)));
+}
+
 // Any instruction of this loop may be the last one (the random-kill test SIGKILLs it): between
 // the tail fetch_add and the slot's writing mark, half-way through the in-place payload, or
 // between the payload and the commit's publish. Every payload that does get published is whole.
@@ -327,22 +341,9 @@ int produce_forever(const Args& a) {
   auto p = s.session.create_producer(Topic(a.topic), {}, {a.capacity, a.max_size});
   say("sending producer=" + std::to_string(p.id()));
   std::uint64_t seq = 1, stalled = 0;
-  unsigned char buf[kPayloadSize];
   while (!g_stop) {
     const bool zero_copy = (seq & 1) == 0;
-    Status st;
-    if (zero_copy) {
-      auto c = p.claim(kPayloadSize);
-      st = c.status;
-      if (st == Status::Ok) {
-        // Written field by field into shared memory, not copied from a finished buffer.
-        make_payload(a.id, seq, *reinterpret_cast<unsigned char(*)[kPayloadSize]>(c.buffer.data()));
-        st = p.commit(c, kPayloadSize);
-      }
-    } else {
-      make_payload(a.id, seq, buf);
-      st = p.send(std::as_bytes(std::span<const unsigned char>(buf)));
-    }
+    const Status st = send_alternating(p, a.id, seq);
     if (st == Status::Stalled) {  // the sequence is kept: retry the same payload
       ++stalled;
       say("stalled seq=" + std::to_string(seq) + " op=" + (zero_copy ? "claim" : "send"));
@@ -469,22 +470,8 @@ int qproduce_forever(const Args& a) {
   auto p = s.session.create_producer(Queue(a.queue), po, queue_geometry(a));
   say("sending producer=" + std::to_string(p.id()));
   std::uint64_t seq = 1;
-  unsigned char buf[kPayloadSize];
   while (!g_stop) {
-    const bool zero_copy = (seq & 1) == 0;
-    Status st;
-    if (zero_copy) {
-      auto c = p.claim(kPayloadSize);
-      st = c.status;
-      if (st == Status::Ok) {
-        // Written field by field into the slot, not copied from a finished buffer.
-        make_payload(a.id, seq, *reinterpret_cast<unsigned char(*)[kPayloadSize]>(c.buffer.data()));
-        st = p.commit(c, kPayloadSize);
-      }
-    } else {
-      make_payload(a.id, seq, buf);
-      st = p.send(std::as_bytes(std::span<const unsigned char>(buf)));
-    }
+    const Status st = send_alternating(p, a.id, seq);
     if (st == Status::QueueFull) continue;  // nobody consumed for send_timeout: same seq again
     if (st != Status::Ok) {
       std::cerr << "bus_agent qproduce-forever: seq " << seq << " failed: " << to_string(st) << "\n";
