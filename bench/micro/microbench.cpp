@@ -5,12 +5,14 @@
 //   costs     the single operations the hot path is made of: clocks, pause, locked RMWs
 //   wheel     the daemon's timing wheel: 1M timers added, cancelled, fired; add+cancel churn
 //   queue     the queue ring's per-message path (acquire+publish, take+ack), an empty take
+//   selector  JMS selector parse, and evaluation against a small property source (true / false)
 // The ring lives in process memory, initialised the way daemon/requests.cpp find_or_create does.
 #include "common/paths.hpp"
 #include "control/protocol.hpp"
 #include "layout/index_ring_layout.hpp"
 #include "layout/queue_layout.hpp"
 #include "layout/topic_layout.hpp"
+#include "message/selector.hpp"
 #include "ring/index_ring.hpp"
 #include "ring/queue_ring.hpp"
 #include "ring/topic_ring.hpp"
@@ -632,5 +634,132 @@ void BM_QueueTakeEmpty(benchmark::State& st) {
   }
 }
 BENCHMARK(BM_QueueTakeEmpty);
+
+// --- message frame (bus/message/frame.hpp, docs/message-frame.md) ---------------------------------
+#include "message/frame.hpp"
+
+namespace {
+
+/// The frame of a typical Text message: id, timestamp, correlation id, type, 4 properties, 64-byte body.
+std::size_t encode_text4(std::span<std::byte> buf) {
+  using namespace shmbus::message;
+  static constexpr std::string_view kBody = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  FrameWriter w(buf);
+  w.set_message_id({0x1234'5678'9abc'def0ULL, 42});
+  w.set_timestamp_ns(1'700'000'000'000'000'000LL);
+  w.set_priority(5);
+  w.set_correlation_id("req-0001");
+  w.set_type("OrderCreated");
+  w.add_property("region", Value::string("emea"));
+  w.add_property("qty", Value::int32(17));
+  w.add_property("price", Value::float64(99.5));
+  w.add_property("urgent", Value::boolean(true));
+  w.set_text(kBody);
+  if (w.finish() != FrameStatus::Ok) std::abort();
+  return w.size();
+}
+
+void BM_FrameEncodeText4Props(benchmark::State& st) {
+  alignas(64) std::byte buf[1024];
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(encode_text4(buf));
+    benchmark::ClobberMemory();
+  }
+}
+BENCHMARK(BM_FrameEncodeText4Props);
+
+/// open() validates everything (header, UTF-8 of strings and body, the property table).
+void BM_FrameDecodeText4Props(benchmark::State& st) {
+  alignas(64) std::byte buf[1024];
+  const std::size_t n = encode_text4(buf);
+  for (auto _ : st) {
+    shmbus::message::FrameReader r;
+    if (r.open({buf, n}) != shmbus::message::DecodeStatus::Ok) std::abort();
+    benchmark::DoNotOptimize(r.text().data());
+  }
+}
+BENCHMARK(BM_FrameDecodeText4Props);
+
+/// One property lookup by name on an opened frame (binary search over the sorted index), and
+/// one typed get with conversion (int property read as long).
+void BM_FramePropertyLookup(benchmark::State& st) {
+  alignas(64) std::byte buf[1024];
+  const std::size_t n = encode_text4(buf);
+  shmbus::message::FrameReader r;
+  if (r.open({buf, n}) != shmbus::message::DecodeStatus::Ok) std::abort();
+  const std::string_view names[] = {"region", "qty", "price", "urgent"};
+  std::size_t i = 0;
+  for (auto _ : st) {
+    benchmark::DoNotOptimize(r.property(names[i++ & 3]));
+  }
+}
+BENCHMARK(BM_FramePropertyLookup);
+
+void BM_FrameGetInt64Converted(benchmark::State& st) {
+  alignas(64) std::byte buf[1024];
+  const std::size_t n = encode_text4(buf);
+  shmbus::message::FrameReader r;
+  if (r.open({buf, n}) != shmbus::message::DecodeStatus::Ok) std::abort();
+  for (auto _ : st) benchmark::DoNotOptimize(r.get_int64("qty"));
+}
+BENCHMARK(BM_FrameGetInt64Converted);
+
+/// A header through PropertySource (what a selector does for JMSPriority).
+void BM_FrameGetHeader(benchmark::State& st) {
+  alignas(64) std::byte buf[1024];
+  const std::size_t n = encode_text4(buf);
+  shmbus::message::FrameReader r;
+  if (r.open({buf, n}) != shmbus::message::DecodeStatus::Ok) std::abort();
+  const shmbus::message::PropertySource& src = r;
+  for (auto _ : st) benchmark::DoNotOptimize(src.get("JMSPriority"));
+}
+BENCHMARK(BM_FrameGetHeader);
+
+}  // namespace
+
+// --- message selectors (bus/message/selector.hpp, docs/selectors.md) -----------------------------
+
+namespace {
+
+using namespace shmbus;
+
+/// A message's properties as a frame view would expose them: a few (name, value) pairs scanned
+/// linearly, the JMS headers among them.
+class SmallProps final : public message::PropertySource {
+ public:
+  explicit SmallProps(double price)
+      : entries_{{{"JMSPriority", message::Value::int32(7)},
+                  {"region", message::Value::string("EU")},
+                  {"price", message::Value::float64(price)},
+                  {"customer", message::Value::string("acme")}}} {}
+  message::Value get(std::string_view name) const noexcept override {
+    for (const auto& [n, v] : entries_)
+      if (n == name) return v;
+    return message::Value::null();
+  }
+
+ private:
+  std::array<std::pair<std::string_view, message::Value>, 4> entries_;
+};
+
+constexpr std::string_view kTypicalSelector = "JMSPriority > 4 AND region = 'EU' AND price BETWEEN 10 AND 20";
+
+/// Parsing a typical selector (done once, when a consumer is created).
+void BM_SelectorParse(benchmark::State& st) {
+  for (auto _ : st) benchmark::DoNotOptimize(message::Selector::parse(kTypicalSelector));
+}
+BENCHMARK(BM_SelectorParse);
+
+/// Evaluating it per message: matches=1 (price 15) and matches=0 (price 25: every term is
+/// evaluated, the last one is false).
+void BM_SelectorMatch(benchmark::State& st) {
+  const auto sut = message::Selector::parse(kTypicalSelector);
+  const SmallProps props(st.range(0) != 0 ? 15.0 : 25.0);
+  if (sut.matches(props) != (st.range(0) != 0)) std::abort();
+  for (auto _ : st) benchmark::DoNotOptimize(sut.matches(props));
+}
+BENCHMARK(BM_SelectorMatch)->ArgName("matches")->Arg(1)->Arg(0);
+
+}  // namespace
 
 BENCHMARK_MAIN();
