@@ -1,6 +1,7 @@
 // The message frame: writer, reader, table/stream encodings and the JMS conversion table.
 // docs/message-frame.md describes the bytes.
 #include "message/frame.hpp"
+#include "message/ascii.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -81,15 +82,6 @@ std::string_view entry_name(const std::byte* p, std::size_t end, std::size_t off
 
 bool property_type(ValueType t) noexcept { return t != ValueType::Bytes && t != ValueType::Char; }
 
-bool ieq(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != b[i]) return false;
-  }
-  return true;
-}
 
 // --- String -> number, as Java's valueOf/parse* (no whitespace for integers; trimmed for floats).
 bool parse_integer(std::string_view s, std::int64_t lo, std::int64_t hi, std::int64_t& out) noexcept {
@@ -290,7 +282,7 @@ bool valid_property_name(std::string_view s) noexcept {
     static constexpr std::string_view kKeywords[] = {"NULL", "TRUE", "FALSE", "NOT", "AND", "OR",
                                                      "BETWEEN", "LIKE", "IN", "IS", "ESCAPE"};
     for (auto k : kKeywords)
-      if (ieq(s, k)) return false;
+      if (iequals_upper(s, k)) return false;
   }
   if (s.size() >= 3 && s[0] == 'J' && s[1] == 'M' && s[2] == 'S') {
     if (!s.starts_with("JMSX") && !s.starts_with("JMS_")) return false;
@@ -304,7 +296,7 @@ Converted<bool> as_bool(const Value& v) noexcept {
   switch (v.type) {
     case ValueType::Null: return {false, ConvertStatus::Null};
     case ValueType::Bool: return ok(v.i != 0);
-    case ValueType::String: return ok(ieq(v.s, "TRUE"));  // Boolean.valueOf: anything else is false
+    case ValueType::String: return ok(iequals_upper(v.s, "TRUE"));  // Boolean.valueOf: anything else is false
     default: return fail<bool>(ConvertStatus::TypeMismatch);
   }
 }

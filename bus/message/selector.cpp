@@ -1,6 +1,7 @@
 // JMS selector parser (recursive descent over a small lexer) and evaluator (three-valued logic).
 // The rules implemented here are written down in docs/selectors.md; keep the two in step.
 #include "message/selector.hpp"
+#include "message/ascii.hpp"
 
 #include "shmbus/error.hpp"
 
@@ -43,15 +44,6 @@ bool space(unsigned char c) noexcept {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-    if (c != b[i]) return false;
-  }
-  return true;
-}
 
 // Bytes of the UTF-8 sequence that starts at s[i] (1 for a stray or truncated byte), within s.
 std::size_t next_char(std::string_view s, std::size_t i) noexcept {
@@ -161,7 +153,7 @@ class SelectorParser {
       while (j < text_.size() && ident_part(static_cast<unsigned char>(text_[j]))) ++j;
       tok_.kind = Tok::Ident;
       for (const auto& [word, kind] : kKeywords)
-        if (iequals(text_.substr(i, j - i), word)) tok_.kind = kind;
+        if (iequals_upper(text_.substr(i, j - i), word)) tok_.kind = kind;
     } else if (digit(c) || (c == '.' && i + 1 < text_.size() && digit(static_cast<unsigned char>(text_[i + 1])))) {
       j = lex_number(i);
     } else if (c == '\'') {
