@@ -11,8 +11,6 @@ namespace detail {
 namespace {
 /// How often a spinning consumer looks at the clock and at the daemon (in polls).
 constexpr std::uint32_t kCheckEvery = 256;
-/// Longest single futex sleep: bounds how late a parked consumer notices a dead daemon.
-constexpr std::uint64_t kParkSliceNs = 20'000'000;
 }  // namespace
 
 ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
@@ -37,44 +35,18 @@ ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
 }
 
 bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
+  const std::uint64_t now = common::mono_ns();
+  const std::uint64_t slice = now < deadline_ns ? std::min(deadline_ns - now, kParkSliceNs) : 0;
+  // The parker's half of the handshake: QueueRing::push_ready / TopicWriter::publish wake us.
   if (queue) {
-    const auto& q = qreader.ring();
-    auto& qh = q.header();
-    // Acquire: pairs with the producer's release increment (see the topic case below).
-    const std::uint32_t seen = qh.notify_seq.load(std::memory_order_acquire);
-    // SYNC: the parker's Dekker half (QueueRing::push_ready is the other): count ourselves
-    // (seq_cst RMW), then look at the rings (seq_cst loads in any_ready).
-    qh.waiters.fetch_add(1, std::memory_order_seq_cst);
-    auto& parked = qreader.entry().parked;
-    // Relaxed: read by the daemon only after we are gone, to take a dead parker off the count.
-    parked.store(1, std::memory_order_relaxed);
-    if (!q.any_ready()) {
-      const std::uint64_t now = common::mono_ns();
-      if (now < deadline_ns) ring::futex_wait(qh.notify_seq, seen, std::chrono::nanoseconds(std::min(deadline_ns - now, kParkSliceNs)));
-    }
-    parked.store(0, std::memory_order_relaxed);
-    // Relaxed: the count only gates whether producers call futex_wake.
-    qh.waiters.fetch_sub(1, std::memory_order_relaxed);
-    return conn->alive();
+    auto& qh = qreader.ring().header();
+    ring::park_once(qh.notify_seq, qh.waiters, qreader.entry().parked, slice,
+                    [&] { return !qreader.ring().any_ready(); });  // seq_cst loads
+  } else {
+    auto& h = reader.ring().header();
+    ring::park_once(h.notify_seq, h.waiters, reader.entry().parked, slice,
+                    [&] { return !reader.ready(std::memory_order_seq_cst); });
   }
-  auto& h = reader.ring().header();
-  // Acquire: pairs with the producer's release increment; read BEFORE re-checking the ring so a
-  // commit after our check changes the word and futex_wait returns at once.
-  const std::uint32_t seen = h.notify_seq.load(std::memory_order_acquire);
-  // SYNC: seq_cst pairs with the producer's seq_cst stamp exchange + waiters load (Dekker).
-  h.waiters.fetch_add(1, std::memory_order_seq_cst);
-  // Relaxed: read by the daemon only after we are gone, to take a dead parker off the count.
-  reader.entry().parked.store(1, std::memory_order_relaxed);
-  if (!reader.ready(std::memory_order_seq_cst)) {
-    const std::uint64_t now = common::mono_ns();
-    if (now < deadline_ns) {
-      const std::uint64_t slice = std::min(deadline_ns - now, kParkSliceNs);
-      ring::futex_wait(h.notify_seq, seen, std::chrono::nanoseconds(slice));
-    }
-  }
-  reader.entry().parked.store(0, std::memory_order_relaxed);
-  // Relaxed: the count only gates whether producers call futex_wake.
-  h.waiters.fetch_sub(1, std::memory_order_relaxed);
   return conn->alive();
 }
 

@@ -11,6 +11,9 @@
 namespace shmbus::detail {
 
 inline constexpr std::uint64_t kCheckEveryNoWait = 4096;
+/// Longest single futex sleep of a parked consumer or producer: bounds how late it notices a
+/// dead daemon.
+inline constexpr std::uint64_t kParkSliceNs = 20'000'000;
 
 struct ProducerImpl;
 struct ConsumerImpl;

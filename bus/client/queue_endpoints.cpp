@@ -12,7 +12,6 @@ namespace shmbus {
 namespace detail {
 
 namespace {
-constexpr std::uint64_t kParkSliceNs = 20'000'000;  // as consumers: bounds noticing a dead daemon
 constexpr int kSpinsBeforePark = 128;
 
 std::uint64_t ms_to_ns(std::chrono::milliseconds ms) noexcept {
@@ -47,20 +46,11 @@ Status ProducerImpl::acquire(std::uint32_t& slot) noexcept {
     if (spins < kSpinsBeforePark) {
       _mm_pause();
     } else {
-      // Acquire: pairs with the acker's release increment.
-      const std::uint32_t seen = h.space_seq.load(std::memory_order_acquire);
-      // SYNC: the parker's Dekker half (QueueRing::wake_producers is the other): count ourselves
-      // (seq_cst RMW), then look at the free ring (seq_cst loads).
-      h.space_waiters.fetch_add(1, std::memory_order_seq_cst);
-      // Relaxed: read by the daemon only after we are gone, to take a dead parker off the count.
-      qwriter.entry().parked.store(1, std::memory_order_relaxed);
-      if (qwriter.ring().free_ring().looks_empty(std::memory_order_seq_cst)) {
-        const std::uint64_t now = common::mono_ns();
-        if (now < deadline) ring::futex_wait(h.space_seq, seen, std::chrono::nanoseconds(std::min(deadline - now, kParkSliceNs)));
-      }
-      qwriter.entry().parked.store(0, std::memory_order_relaxed);
-      // Relaxed: the count only gates whether ackers call futex_wake.
-      h.space_waiters.fetch_sub(1, std::memory_order_relaxed);
+      // The parker's half of the handshake; QueueRing::wake_producers (after an ack) wakes us.
+      const std::uint64_t now = common::mono_ns();
+      ring::park_once(h.space_seq, h.space_waiters, qwriter.entry().parked,
+                      now < deadline ? std::min(deadline - now, kParkSliceNs) : 0,
+                      [&] { return qwriter.ring().free_ring().looks_empty(std::memory_order_seq_cst); });
     }
     if (qwriter.acquire(slot)) return Status::Ok;
     if (!usable()) return Status::Closed;

@@ -137,14 +137,9 @@ bool QueueRing::any_ready() const noexcept {
 }
 
 void QueueRing::wake_producers() const noexcept {
-  // SYNC: the Dekker half, all seq_cst: our push (the seq_cst CAS of the free ring's tail), then
-  // the waiters load; a parking producer increments waiters (seq_cst RMW), then loads the free
-  // ring's tail (seq_cst). Either we see its count, or it sees our push.
-  if (hdr_->space_waiters.load(std::memory_order_seq_cst) != 0) {
-    // Release: a woken parker's acquire of the word sees the push.
-    hdr_->space_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(hdr_->space_seq);
-  }
+  // The Dekker half, all seq_cst: our push (the seq_cst CAS of the free ring's tail), then the
+  // waiters load; a parking producer counts itself, then loads the free ring's tail.
+  wake_waiters(hdr_->space_seq, hdr_->space_waiters);
 }
 
 void QueueRing::push(IndexRing r, std::uint32_t slot, ClaimRecord& rec) noexcept {
@@ -163,13 +158,9 @@ void QueueRing::push_ready(std::uint32_t slot, ClaimRecord& rec) const noexcept 
   if ((hdr_->ready_mask.load(std::memory_order_seq_cst) & bit) == 0)
     // Release (seq_cst): a consumer that acquires the mask with our bit sees the push.
     hdr_->ready_mask.fetch_or(bit, std::memory_order_seq_cst);
-  // SYNC: the same Dekker shape with a parking consumer: it increments waiters (seq_cst RMW),
-  // then loads the rings' tails (seq_cst); we pushed (seq_cst CAS), then load waiters (seq_cst).
-  if (hdr_->waiters.load(std::memory_order_seq_cst) != 0) {
-    // Release: a woken parker's acquire of the word sees the push.
-    hdr_->notify_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(hdr_->notify_seq);
-  }
+  // The same Dekker shape with a parking consumer: it counts itself (seq_cst RMW), then loads the
+  // rings' tails (seq_cst); we pushed (seq_cst CAS), then load its count (seq_cst).
+  wake_waiters(hdr_->notify_seq, hdr_->waiters);
 }
 
 void QueueRing::clear_ready_bit(std::uint32_t prio) const noexcept {

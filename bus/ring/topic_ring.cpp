@@ -92,14 +92,8 @@ ClaimStatus TopicWriter::claim(std::uint32_t length, SlotClaim& out, std::uint32
 }
 
 void wake_parked(TopicHeader& h) noexcept {
-  // SYNC: seq_cst load — the other half of the parker's seq_cst waiters increment + stamp
-  // re-check (Dekker), after the caller's seq_cst stamp publish: either we see the waiter, or
-  // the waiter sees the stamp.
-  if (h.waiters.load(std::memory_order_seq_cst) != 0) {
-    // Release: a woken parker's acquire load of notify_seq sees it changed.
-    h.notify_seq.fetch_add(1, std::memory_order_release);
-    futex_wake_all(h.notify_seq);
-  }
+  // After the caller's seq_cst stamp publish: either we see the waiter, or it sees the stamp.
+  wake_waiters(h.notify_seq, h.waiters);
 }
 
 void TopicWriter::publish(SlotHeader* s, std::uint64_t stamp) noexcept {
