@@ -232,8 +232,7 @@ int Conductor::expire_idle_topics() {
       ++it;
       continue;
     }
-    for (auto& [u, other] : dests_)
-      if (other.dlq_id == it->second.id) other.dlq_id = 0;  // the agent forgets it too (remove())
+    // A removed DLQ is forgotten by the queue agent (QueueAgent::remove): asked for again later.
     // A topic is not durable: with no producer and no consumer it holds nothing anyone can read.
     // Clients that still map it keep a valid mapping; a later open creates a fresh topic.
     info("removed " + it->first + " (unused" + (it->second.queue ? " and empty" : "") + " for " +

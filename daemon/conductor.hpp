@@ -68,7 +68,6 @@ class Conductor {
     bool queue = false;
     ring::QueueRing qring;
     std::string name;
-    std::uint32_t dlq_id = 0;     // its dead-letter queue, once created
     std::uint64_t sent_closed = 0;  // messages sent by producers closed since (entries' counts reset on reuse)
   };
 

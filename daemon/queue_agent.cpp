@@ -415,11 +415,10 @@ QueueAgent::Released QueueAgent::release(std::uint32_t dest_id, bool producer, s
   if (h != kQueueNoSlot) orphans.push_back(static_cast<std::uint32_t>(h));
   held.store(kQueueNoSlot, std::memory_order_relaxed);
   reannounce(q, orphans, r);
-  // 4. The entry is free again.
-
-  // 5. Records and counts the dead participant cannot reset itself: a claim record left pending
-  // (or naming a position) would look like a live claim once the entry has a new owner and block
-  // every later repair; a parked count would make every publish pay a futex wake.
+  // 4. Records and counts the dead participant cannot reset itself (a claim record left pending,
+  // or naming a position, would look like a live claim once the entry has a new owner and block
+  // every later repair; a parked count would make every publish pay a futex wake); then the
+  // entry is free again.
   const auto reset_record = [](layout::ClaimRecord& rec) {
     // Relaxed: published by the entry's release store of state below.
     rec.op_pos.store(layout::kClaimIdle, std::memory_order_relaxed);

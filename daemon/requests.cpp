@@ -145,9 +145,7 @@ void Conductor::create_dlq(std::uint32_t dest_id) {
     m.queue_flags = layout::kQueueIsDlq;
     const std::string name = "DLQ." + q->name;
     const std::string uri = "queue://" + name;
-    Dest& d = find_or_create(uri, name, m);
-    dlq_id = d.id;
-    q->dlq_id = dlq_id;
+    dlq_id = find_or_create(uri, name, m).id;
   } catch (const Error& e) {
     warn(q->uri + ": its dead-letter queue could not be created (" + e.what() + "); dead letters are dropped");
   }
@@ -204,9 +202,8 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
     throw Error(ErrorCode::BadDestination, "unknown destination kind " + std::to_string(m.kind));
   if (m.role != control::Role::Producer && m.role != control::Role::Consumer && !(queue && m.role == control::Role::Browser))
     throw Error(ErrorCode::ProtocolError, "unknown endpoint role " + std::to_string(static_cast<int>(m.role)));
-  const auto dest = Destination::parse((queue ? "queue://" : "topic://") + m.name);  // validates the name
-  if (queue && m.name.size() > 60)
-    throw Error(ErrorCode::BadDestination, "'" + dest.uri() + "': a queue name is at most 60 characters (its dead-letter queue is DLQ.NAME)");
+  // Validates the name (queues: at most 60 characters, so that DLQ.NAME is a name too).
+  const auto dest = Destination::parse((queue ? "queue://" : "topic://") + m.name);
   if (queue && m.ack_mode > static_cast<std::uint8_t>(AckMode::Transacted))
     throw Error(ErrorCode::InvalidArgument, "unknown acknowledgement mode " + std::to_string(m.ack_mode));
   Dest& d = find_or_create(dest.uri(), dest.name(), m);

@@ -12,8 +12,6 @@ struct Opened {
   std::shared_ptr<detail::Mapping> map;
 };
 
-constexpr std::size_t kMaxQueueName = 60;  // "DLQ." + NAME must be a valid name too
-
 // Clamped to ~146 years: a huge timeout or delay means "practically never", not a wrapped value.
 std::uint64_t to_ns(std::chrono::milliseconds ms) {
   return static_cast<std::uint64_t>(std::clamp<std::int64_t>(ms.count(), 0, std::int64_t{1} << 52)) * 1'000'000ULL;
@@ -30,8 +28,6 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   if (o.max_message_size < 1 || o.max_message_size > layout::kMaxPayload)
     throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(o.max_message_size) +
                                                 " is out of range [1, " + std::to_string(layout::kMaxPayload) + "]");
-  if (queue && d.name().size() > kMaxQueueName)
-    throw Error(ErrorCode::BadDestination, "'" + d.uri() + "': a queue name is at most 60 characters (its dead-letter queue is DLQ.NAME)");
   if (o.redelivery_delay.count() < 0) throw Error(ErrorCode::InvalidArgument, "redelivery delay must not be negative");
   if (ack_timeout.count() < 0) throw Error(ErrorCode::InvalidArgument, "ack timeout must not be negative");
   if (o.max_deliveries > layout::QWord::kMaxCount)
