@@ -350,9 +350,8 @@ std::uint32_t QueueAgent::repair_rings(Queue& q, std::vector<std::uint32_t>& orp
   }
   std::uint32_t repaired = 0;
   bool held = false;
-  for (std::uint32_t ring_no = 0; ring_no < layout::kPriorities + 2; ++ring_no) {
-    ring::IndexRing ir = ring_no == 0 ? q.q.free_ring() : ring_no == 1 ? q.q.agent_ring() : q.q.ready_ring(ring_no - 2);
-    const auto res = ring::IndexRingRepair(ir, std::span<const layout::ClaimRecord* const>(q.records)).repair(is_live, on_released);
+  for (std::uint32_t k = 0; k < layout::kQueueIndexRings; ++k) {
+    const auto res = ring::IndexRingRepair(q.q.index_ring(k), std::span<const layout::ClaimRecord* const>(q.records)).repair(is_live, on_released);
     repaired += res.tombstoned + res.released;
     held = held || res.held != 0;
   }

@@ -39,6 +39,8 @@ inline constexpr std::uint64_t kQueueMagic = 0x5551'5355'424D'4853ULL;  // "SHMB
 inline constexpr std::uint32_t kQueueMaxProducers = 64;
 inline constexpr std::uint32_t kQueueMaxConsumers = 64;
 inline constexpr std::uint32_t kPriorities = 10;         // JMS 0-9
+/// Index rings of a queue, laid out back to back one stride apart: free, ready[0..9], agent.
+inline constexpr std::uint32_t kQueueIndexRings = kPriorities + 2;
 inline constexpr std::uint8_t kDefaultPriority = 4;      // JMS default
 inline constexpr std::uint32_t kMinQueueSlots = 4;
 inline constexpr std::uint32_t kMaxQueueSlots = 1U << 22;

@@ -48,7 +48,7 @@ std::string_view check_queue(const void* base, std::size_t available) noexcept {
     return "queue geometry is inconsistent";
   if (h->total_length != g.total || g.total > available) return "queue is longer than its mapping";
   const auto* b = static_cast<const std::byte*>(base);
-  for (std::uint32_t i = 0; i < layout::kPriorities + 2; ++i) {
+  for (std::uint32_t i = 0; i < layout::kQueueIndexRings; ++i) {
     const std::uint64_t off = g.free_ring_off + std::uint64_t{i} * g.ready_ring_stride;
     if (auto e = check_index_ring(b + off, g.ready_ring_stride); !e.empty()) return e;
     if (static_cast<const layout::IndexRingHeader*>(static_cast<const void*>(b + off))->capacity != g.ring_capacity)
@@ -97,7 +97,7 @@ bool QueueRing::init(void* base, std::uint64_t available, const QueueConfig& cfg
   // Relaxed (all of init): published by the release store of layout_version at the end.
   IndexRing::init_record(h->daemon_push, layout::kDaemonOwner, layout::ClaimRole::Pusher);
   IndexRing::init_record(h->daemon_pop, layout::kDaemonOwner, layout::ClaimRole::Popper);
-  for (std::uint32_t i = 0; i < layout::kPriorities + 2; ++i)
+  for (std::uint32_t i = 0; i < layout::kQueueIndexRings; ++i)
     IndexRing::init(b + g.free_ring_off + std::uint64_t{i} * g.ready_ring_stride, g.ring_capacity);
   for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
     auto* e = reinterpret_cast<layout::QueueProducerEntry*>(b + g.producers_off + std::uint64_t{i} * sizeof(layout::QueueProducerEntry));

@@ -64,6 +64,10 @@ class QueueRing {
     return ring_at(hdr_->ready_rings_off + std::uint64_t{prio} * hdr_->ready_ring_stride);
   }
   IndexRing agent_ring() const noexcept { return ring_at(hdr_->agent_ring_off); }
+  /// Ring k of the kQueueIndexRings (0 free, 1..10 ready[0..9], 11 agent), for walks over all.
+  IndexRing index_ring(std::uint32_t k) const noexcept {
+    return ring_at(hdr_->free_ring_off + std::uint64_t{k} * hdr_->ready_ring_stride);
+  }
 
   /// Any ready ring with a push claimed past its head (a hint: acquire loads, no pop).
   bool any_ready() const noexcept;
