@@ -180,8 +180,9 @@ bool QueueAgent::move_to_dlq(Queue& q, Queue& dlq, std::uint32_t slot, std::uint
   dst->producer_id = src->producer_id;
   dst->length = len;
   dst->priority = src->priority;
-  dst->flags = 0;
+  dst->flags = src->flags & layout::kQFlagFramed;  // a frame stays a frame (its bytes are copied as they are)
   dst->reason = src->reason;
+  dst->incarnation = src->incarnation;
   dst->origin_dest_id = q.dest_id;
   dw = QWord::next(dw, QState::Writing, 0, 0);
   // SYNC: release pairs with the popping consumer's acquire of the state word.

@@ -636,7 +636,7 @@ void BM_QueueTakeEmpty(benchmark::State& st) {
 BENCHMARK(BM_QueueTakeEmpty);
 
 // --- message frame (bus/message/frame.hpp, docs/message-frame.md) ---------------------------------
-#include "message/frame.hpp"
+#include "shmbus/message/frame.hpp"
 
 namespace {
 

@@ -13,25 +13,57 @@ namespace {
 constexpr std::uint32_t kCheckEvery = 256;
 }  // namespace
 
+bool ConsumerImpl::admit_topic(Message& out, const ring::ReadMeta& meta) noexcept {
+  out.consumer_ = nullptr;
+  out.data_ = buf.data();
+  out.size_ = meta.length;
+  out.seq_ = meta.seq;
+  out.producer_id_ = meta.producer_id;
+  out.producer_seq_ = meta.producer_seq;
+  out.timestamp_ns_ = meta.timestamp_ns;
+  out.incarnation_ = meta.incarnation;
+  out.expiration_ns_ = meta.expiration_ns;
+  out.redelivered_ = false;
+  out.delivery_count_ = 1;
+  out.dead_letter_reason_ = 0;
+  out.origin_dest_id_ = 0;
+  out.framed_ = (meta.flags & layout::kSlotFramed) != 0;
+  out.priority_ = layout::kDefaultPriority;
+  if (out.framed_) {
+    if (out.frame_.open({buf.data(), meta.length}) != message::DecodeStatus::Ok) {
+      ++malformed;  // a producer wrote garbage: never handed out
+      return false;
+    }
+    out.priority_ = static_cast<std::uint8_t>(out.frame_.priority());
+  }
+  // JMS: an expired message is not delivered. One clock read, only for messages with a TTL.
+  if (out.expiration_ns_ != 0 && common::real_ns() >= out.expiration_ns_) {
+    ++expired;
+    return false;
+  }
+  if (selector && !selector->matches(out)) {
+    ++skipped;
+    return false;
+  }
+  return true;
+}
+
 ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
   if (queue) return poll_queue(out);
-  ring::ReadMeta meta;
-  std::uint64_t lost = 0;
-  switch (reader.poll(buf.data(), meta, lost)) {
-    case ring::PollStatus::Message:
-      out.data_ = buf.data();
-      out.size_ = meta.length;
-      out.seq_ = meta.seq;
-      out.producer_id_ = meta.producer_id;
-      out.producer_seq_ = meta.producer_seq;
-      out.timestamp_ns_ = meta.timestamp_ns;
-      return {Status::Ok, 0};
-    case ring::PollStatus::Lapped:
-      lost_total += lost;
-      return {Status::Lapped, lost};
-    case ring::PollStatus::Empty: break;
+  for (;;) {
+    ring::ReadMeta meta;
+    std::uint64_t lost = 0;
+    switch (reader.poll(buf.data(), meta, lost)) {
+      case ring::PollStatus::Message:
+        if (admit_topic(out, meta)) return {Status::Ok, 0};
+        continue;  // dropped (expired, malformed, not selected): the next one
+      case ring::PollStatus::Lapped:
+        lost_total += lost;
+        return {Status::Lapped, lost};
+      case ring::PollStatus::Empty: break;
+    }
+    return {Status::Timeout, 0};
   }
-  return {Status::Timeout, 0};
 }
 
 bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
@@ -40,8 +72,11 @@ bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
   // The parker's half of the handshake: QueueRing::push_ready / TopicWriter::publish wake us.
   if (queue) {
     auto& qh = qreader.ring().header();
-    ring::park_once(qh.notify_seq, qh.waiters, qreader.entry().parked, slice,
-                    [&] { return !qreader.ring().any_ready(); });  // seq_cst loads
+    ring::park_once(qh.notify_seq, qh.waiters, qreader.entry().parked, slice, [&] {
+      // seq_cst loads. A selector consumer waits for a push it has not scanned yet: messages
+      // that are there but do not match must not keep it awake.
+      return selector ? !qreader.scan_pending() : !qreader.ring().any_ready();
+    });
   } else {
     auto& h = reader.ring().header();
     ring::park_once(h.notify_seq, h.waiters, reader.entry().parked, slice,

@@ -75,6 +75,7 @@ const char* to_string(Status s) noexcept {
     case Status::QueueFull: return "queue-full";
     case Status::WindowFull: return "window-full";
     case Status::AckTooLate: return "ack-too-late";
+    case Status::InvalidMessage: return "invalid-message";
   }
   return "unknown";
 }

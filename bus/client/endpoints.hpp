@@ -1,6 +1,7 @@
 // Client-side producer, consumer, session and browser state (the pimpls behind the public API).
 #pragma once
 #include "client/connection_impl.hpp"
+#include "message/selector.hpp"
 #include "ring/queue_ring.hpp"
 #include "ring/topic_ring.hpp"
 
@@ -60,6 +61,16 @@ struct ProducerImpl : EndpointBase {
   /// Publishes now, or keeps it for commit (transacted).
   void publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept;
   Status queue_send(std::span<const std::byte> body, const SendOptions& o) noexcept;
+  // The message model
+  std::uint64_t incarnation = 0;  // random, 0 with disable_message_id
+  std::string dest_uri;           // JMSDestination
+  Status send_message(const OutgoingMessage& m, const SendOptions& o) noexcept;
+  Status topic_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept;
+  Status queue_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept;
+  /// Encodes `m` into `buf` with the producer's headers. Ok, MessageTooLarge or InvalidMessage.
+  Status encode(const OutgoingMessage& m, const SendOptions& o, std::span<std::byte> buf, std::uint64_t seq,
+                std::int64_t now_real, std::size_t& size) noexcept;
+  std::int64_t expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept;
   void before_close() noexcept override;
   std::uint32_t max_payload() const noexcept { return queue ? qwriter.ring().max_payload() : writer.ring().max_payload(); }
 };
@@ -70,6 +81,12 @@ struct ConsumerImpl : EndpointBase {
   std::vector<std::byte> buf;
   std::uint64_t lost_total = 0;
   std::uint64_t empty_polls = 0;
+  std::unique_ptr<message::Selector> selector;  // null: every message
+  std::uint64_t skipped = 0;    // topics: not matching the selector
+  std::uint64_t expired = 0;    // topics: past JMSExpiration, dropped
+  std::uint64_t malformed = 0;  // a frame that failed validation, dropped
+  /// Fills `out` from a topic slot's meta and payload copy; false: drop it (expired, malformed, no match).
+  bool admit_topic(Message& out, const ring::ReadMeta& meta) noexcept;
   ReceiveResult poll(Message& out) noexcept;
   ReceiveResult wait_and_poll(Message& out, std::chrono::nanoseconds timeout) noexcept;
   bool park(std::uint64_t deadline_ns) noexcept;
@@ -89,11 +106,17 @@ struct ConsumerImpl : EndpointBase {
   ReceiveResult poll_queue(Message& out) noexcept;
   ReceiveResult take_queue(Message& out) noexcept;
   void settle_on_receive() noexcept;
+  /// Fills `out` from a queue slot (header `h`, delivered word `word`) whose payload is at
+  /// `data`: the frame (opened in place) or a raw payload. False: a frame that fails validation.
+  static bool fill_queue_message(Message& out, const layout::QueueSlotHeader& h, std::uint64_t word,
+                                 const std::byte* data, std::uint32_t len) noexcept;
   Status acknowledge(std::uint32_t slot, std::uint64_t word) noexcept;
   void before_close() noexcept override;
 };
 
+
 struct BrowserImpl {
+  std::unique_ptr<message::Selector> selector;
   std::shared_ptr<ConnectionImpl> conn;
   std::shared_ptr<Mapping> map;
   ring::QueueRing q;

@@ -1,6 +1,7 @@
 #include "client/endpoints.hpp"
 #include "common/paths.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace shmbus {
@@ -41,6 +42,70 @@ Status ProducerImpl::claim_slot(std::uint32_t length, ring::SlotClaim& c) noexce
   }
 }
 
+std::int64_t ProducerImpl::expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept {
+  const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
+  if (ttl.count() <= 0) return 0;
+  constexpr std::int64_t kMaxMs = std::int64_t{1} << 40;  // ~35 years: never wraps
+  return now_real + std::min<std::int64_t>(ttl.count(), kMaxMs) * 1'000'000;
+}
+
+Status ProducerImpl::encode(const OutgoingMessage& m, const SendOptions& o, std::span<std::byte> buf, std::uint64_t seq,
+                            std::int64_t now_real, std::size_t& size) noexcept {
+  message::FrameWriter w(buf);
+  if (incarnation != 0) w.set_message_id({incarnation, seq});
+  if (timestamps) w.set_timestamp_ns(now_real);
+  w.set_expiration_ns(expiration_for(o, now_real));
+  const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
+  if (queue && delay.count() > 0) w.set_delivery_time_ns(now_real + std::min<std::int64_t>(delay.count(), std::int64_t{1} << 40) * 1'000'000);
+  w.set_priority(std::clamp(o.priority >= 0 ? o.priority : int{opts.priority}, 0, 9));
+  w.set_delivery_mode(o.delivery_mode == DeliveryMode{0} ? opts.delivery_mode : o.delivery_mode);
+  w.set_delivery_count(1);
+  w.set_destination(dest_uri);
+  switch (m.encode(w)) {
+    case message::FrameStatus::Ok: size = w.size(); return Status::Ok;
+    case message::FrameStatus::TooLarge: return Status::MessageTooLarge;
+    case message::FrameStatus::InvalidArgument: break;
+  }
+  return Status::InvalidMessage;
+}
+
+Status ProducerImpl::topic_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept {
+  const std::uint32_t cap = writer.ring().max_payload();
+  // Surely too large (the hint is exact but for <= 6 bytes of pad): refuse before claiming a slot.
+  if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
+  ring::SlotClaim c;
+  if (auto st = claim_slot(cap, c); st != Status::Ok) return st;
+  const std::int64_t now = common::real_ns();  // JMSTimestamp and JMSExpiration need it anyway
+  std::size_t size = 0;
+  const Status st = encode(m, o, {c.data, cap}, writer.sent() + 1, now, size);
+  if (st != Status::Ok) {
+    writer.abort(c);  // readers skip the padding
+    return st;
+  }
+  writer.commit(c, static_cast<std::uint32_t>(size), timestamps ? now : 0, layout::kSlotFramed, incarnation,
+                expiration_for(o, now));
+  return Status::Ok;
+}
+
+Status ProducerImpl::queue_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept {
+  const std::uint32_t cap = qwriter.ring().max_payload();
+  if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
+  std::uint32_t slot = 0;
+  if (auto st = acquire(slot); st != Status::Ok) return st;
+  const std::int64_t now = common::real_ns();
+  std::size_t size = 0;
+  const Status st = encode(m, o, {qwriter.ring().payload(slot), cap}, sequence + 1, now, size);
+  if (st != Status::Ok) {
+    qwriter.discard(slot);
+    return st;
+  }
+  auto qm = meta(static_cast<std::uint32_t>(size), o);
+  qm.framed = true;
+  qm.timestamp_ns = timestamps ? now : 0;
+  publish(slot, qm);
+  return Status::Ok;
+}
+
 }  // namespace detail
 
 MessageProducer::MessageProducer(std::unique_ptr<detail::ProducerImpl> impl) : impl_(std::move(impl)) {}
@@ -64,8 +129,18 @@ Status MessageProducer::send(std::span<const std::byte> body) noexcept {
   const auto len = static_cast<std::uint32_t>(body.size());
   if (auto st = impl_->claim_slot(len, c); st != Status::Ok) return st;
   std::memcpy(c.data, body.data(), len);
-  impl_->writer.commit(c, len, impl_->timestamps ? common::real_ns() : 0);
+  if (impl_->opts.time_to_live.count() > 0) {
+    const std::int64_t now = common::real_ns();
+    impl_->writer.commit(c, len, impl_->timestamps ? now : 0, 0, impl_->incarnation, impl_->expiration_for({}, now));
+  } else {
+    impl_->writer.commit(c, len, impl_->timestamps ? common::real_ns() : 0, 0, impl_->incarnation, 0);
+  }
   return Status::Ok;
+}
+
+Status MessageProducer::send(const OutgoingMessage& m, const SendOptions& o) noexcept {
+  if (!impl_ || !impl_->usable()) return Status::Closed;
+  return impl_->queue ? impl_->queue_send_message(m, o) : impl_->topic_send_message(m, o);
 }
 
 Status MessageProducer::send(std::string_view text) noexcept {
@@ -120,7 +195,8 @@ Status MessageProducer::commit(Claim& claim, std::size_t length) noexcept {
     return Status::Ok;
   }
   ring::SlotClaim c{reinterpret_cast<layout::SlotHeader*>(claim.buffer.data()) - 1, claim.buffer.data(), claim.sequence};
-  impl_->writer.commit(c, static_cast<std::uint32_t>(length), impl_->timestamps ? common::real_ns() : 0);
+  impl_->writer.commit(c, static_cast<std::uint32_t>(length), impl_->timestamps ? common::real_ns() : 0, 0,
+                       impl_->incarnation, 0);
   claim.status = Status::Closed;  // a claim commits once
   return Status::Ok;
 }

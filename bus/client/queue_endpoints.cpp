@@ -75,6 +75,7 @@ ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const SendOptions& 
   m.timestamp_ns = timestamps ? common::real_ns() : 0;
   m.producer_seq = ++sequence;
   m.producer_id = id;
+  m.incarnation = incarnation;
   return m;
 }
 
@@ -132,38 +133,71 @@ ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
   }
 }
 
+bool ConsumerImpl::fill_queue_message(Message& out, const layout::QueueSlotHeader& h, std::uint64_t word, const std::byte* data,
+                        std::uint32_t len) noexcept {
+  out.data_ = data;
+  out.size_ = len;
+  out.producer_id_ = h.producer_id;
+  out.producer_seq_ = h.producer_seq;
+  out.timestamp_ns_ = h.timestamp_ns;
+  out.incarnation_ = h.incarnation;
+  out.delivery_count_ = layout::QWord::count(word);
+  out.redelivered_ = (h.flags & layout::kQFlagRedelivered) != 0 || out.delivery_count_ > 1;
+  out.priority_ = h.priority;
+  out.dead_letter_reason_ = h.reason;
+  out.origin_dest_id_ = h.origin_dest_id;
+  out.framed_ = (h.flags & layout::kQFlagFramed) != 0;
+  out.expiration_ns_ = 0;
+  if (!out.framed_) return true;
+  if (out.frame_.open({data, len}) != message::DecodeStatus::Ok) return false;
+  out.expiration_ns_ = out.frame_.expiration_ns();
+  return true;
+}
+
+namespace {
+/// take_matching's filter: the message in `slot` as it would be delivered, against the selector.
+bool selector_filter(void* ctx, std::uint32_t slot, std::uint64_t word) noexcept {
+  auto* c = static_cast<ConsumerImpl*>(ctx);
+  const auto& q = c->qreader.ring();
+  const layout::QueueSlotHeader* h = q.slot(slot);
+  Message probe;  // a view straight into the slot: nothing is copied to evaluate
+  const std::uint64_t as_delivered = layout::QWord::next(word, layout::QState::Delivered, 0, layout::QWord::count(word) + 1);
+  if (!ConsumerImpl::fill_queue_message(probe, *h, as_delivered, q.payload(slot), std::min(h->length, q.max_payload()))) return false;
+  return c->selector->matches(probe);
+}
+}  // namespace
+
 ReceiveResult ConsumerImpl::take_queue(Message& out) noexcept {
   ring::QueueDelivery& d = last_;
-  switch (qreader.take(d)) {
-    case ring::TakeStatus::Ok: break;
-    case ring::TakeStatus::WindowFull: return {Status::WindowFull, 0};
-    case ring::TakeStatus::Empty:
-      if (since_flush != 0) {  // DupsOk: nothing more now, settle the batch
-        qreader.ack_all();
-        since_flush = 0;
-      }
-      return {Status::Timeout, 0};
+  for (;;) {
+    const ring::TakeStatus st =
+        selector ? qreader.take_matching(d, ring::QueueReader::Filter{&selector_filter, this}) : qreader.take(d);
+    switch (st) {
+      case ring::TakeStatus::Ok: break;
+      case ring::TakeStatus::WindowFull: return {Status::WindowFull, 0};
+      case ring::TakeStatus::Empty:
+        if (since_flush != 0) {  // DupsOk: nothing more now, settle the batch
+          qreader.ack_all();
+          since_flush = 0;
+        }
+        return {Status::Timeout, 0};
+    }
+    const auto& q = qreader.ring();
+    const layout::QueueSlotHeader* h = q.slot(d.slot);
+    // The slot is DELIVERED to us: nobody writes it until we settle it, so a plain copy is safe.
+    const std::uint32_t len = std::min(h->length, q.max_payload());
+    std::memcpy(buf.data(), q.payload(d.slot), len);
+    out.seq_ = d.slot;
+    out.consumer_ = this;
+    out.slot_ = d.slot;
+    out.word_ = d.word;
+    if (fill_queue_message(out, *h, d.word, buf.data(), len)) return {Status::Ok, 0};
+    if (!qreader.still_mine(d)) continue;  // torn by an ack timeout: poll_queue's case, here too
+    // A frame that fails validation: a producer wrote garbage. Never handed out; acknowledged
+    // so it does not come round again, and counted.
+    qreader.ack(d);
+    ++malformed;
   }
-  const auto& q = qreader.ring();
-  const layout::QueueSlotHeader* h = q.slot(d.slot);
-  // The slot is DELIVERED to us: nobody writes it until we settle it, so a plain copy is safe.
-  const std::uint32_t len = std::min(h->length, q.max_payload());
-  std::memcpy(buf.data(), q.payload(d.slot), len);
-  out.data_ = buf.data();
-  out.size_ = len;
-  out.seq_ = d.slot;
-  out.producer_id_ = h->producer_id;
-  out.producer_seq_ = h->producer_seq;
-  out.timestamp_ns_ = h->timestamp_ns;
-  out.redelivered_ = (h->flags & layout::kQFlagRedelivered) != 0 || layout::QWord::count(d.word) > 1;
-  out.delivery_count_ = layout::QWord::count(d.word);
-  out.priority_ = h->priority;
-  out.dead_letter_reason_ = h->reason;
-  out.origin_dest_id_ = h->origin_dest_id;
-  out.consumer_ = this;
-  out.slot_ = d.slot;
-  out.word_ = d.word;
-  return {Status::Ok, 0};
 }
 
 void ConsumerImpl::settle_on_receive() noexcept {
@@ -200,6 +234,23 @@ void ConsumerImpl::before_close() noexcept {
 
 // ------------------------------------------------------------------ browser
 
+namespace {
+/// The plain fields of a slot header (the state word excluded): a browser's snapshot.
+void copy_header(const layout::QueueSlotHeader& h, layout::QueueSlotHeader& c) noexcept {
+  c.deliver_at_ns = h.deliver_at_ns;
+  c.expires_at_ns = h.expires_at_ns;
+  c.timestamp_ns = h.timestamp_ns;
+  c.producer_seq = h.producer_seq;
+  c.producer_id = h.producer_id;
+  c.length = h.length;
+  c.priority = h.priority;
+  c.flags = h.flags;
+  c.reason = h.reason;
+  c.origin_dest_id = h.origin_dest_id;
+  c.incarnation = h.incarnation;
+}
+}  // namespace
+
 bool BrowserImpl::next(Message& out) noexcept {
   if (!conn->alive()) return false;
   while (prio > 0) {
@@ -224,22 +275,18 @@ bool BrowserImpl::next(Message& out) noexcept {
       if (layout::QWord::state(w) != layout::QState::Ready) continue;
       const std::uint32_t len = std::min(h->length, q.max_payload());
       std::memcpy(buf.data(), q.payload(slot), len);
-      out.producer_id_ = h->producer_id;
-      out.producer_seq_ = h->producer_seq;
-      out.timestamp_ns_ = h->timestamp_ns;
-      out.priority_ = h->priority;
-      out.dead_letter_reason_ = h->reason;
-      out.origin_dest_id_ = h->origin_dest_id;
-      out.redelivered_ = (h->flags & layout::kQFlagRedelivered) != 0;
-      out.delivery_count_ = layout::QWord::count(w);
+      layout::QueueSlotHeader hc;
+      copy_header(*h, hc);
       // SYNC: acquire fence, then the state again: if it still says the same READY word, nobody
       // took (and rewrote) the slot while we copied it.
       std::atomic_thread_fence(std::memory_order_acquire);
       if (h->state.load(std::memory_order_relaxed) != w) continue;
-      out.data_ = buf.data();
-      out.size_ = len;
+      // The browser shows the message as it waits: delivered count so far, redelivered flag.
+      if (!ConsumerImpl::fill_queue_message(out, hc, w, buf.data(), len)) continue;  // a malformed frame: not shown
+      out.redelivered_ = (hc.flags & layout::kQFlagRedelivered) != 0;
       out.seq_ = slot;
       out.consumer_ = nullptr;
+      if (selector && !selector->matches(out)) continue;
       return true;
     }
     --prio;

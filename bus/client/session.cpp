@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <bit>
+#include <cerrno>
+#include <cstring>
+#include <sys/random.h>
 
 namespace shmbus {
 
@@ -58,6 +61,17 @@ ring::QueueRing queue_view(const Opened& o) {
   return ring::QueueRing(o.map->base());
 }
 
+/// A random non-zero 64-bit producer incarnation: with the per-producer sequence it makes message
+/// ids unique across producers, processes and daemon restarts (a collision needs 2^32 producers).
+std::uint64_t new_incarnation() {
+  std::uint64_t v = 0;
+  while (v == 0) {
+    if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v))
+      throw Error(ErrorCode::Internal, std::string("getrandom: ") + std::strerror(errno));
+  }
+  return v;
+}
+
 }  // namespace
 
 MessageProducer Session::create_producer(const Destination& dest, const ProducerOptions& popts,
@@ -69,6 +83,8 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
   if (popts.priority > 9) throw Error(ErrorCode::InvalidArgument, "priority " + std::to_string(popts.priority) + " is not in 0-9");
   if (popts.time_to_live.count() < 0 || popts.delivery_delay.count() < 0 || popts.send_timeout.count() < 0)
     throw Error(ErrorCode::InvalidArgument, "time to live, delivery delay and send timeout must not be negative");
+  if (popts.delivery_mode != DeliveryMode::Persistent && popts.delivery_mode != DeliveryMode::NonPersistent)
+    throw Error(ErrorCode::InvalidArgument, "delivery mode must be PERSISTENT or NON_PERSISTENT");
   auto o = open_dest(*impl_->conn, dest, control::Role::Producer, opts);
   auto p = std::make_unique<detail::ProducerImpl>();
   p->conn = impl_->conn;
@@ -78,6 +94,8 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
   p->id = o.ok.endpoint_id;
   p->timestamps = !popts.disable_timestamp;
   p->opts = popts;
+  p->incarnation = popts.disable_message_id ? 0 : new_incarnation();
+  p->dest_uri = dest.uri();
   p->stall_timeout_ns = static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::max(popts.stall_timeout, std::chrono::milliseconds(0))).count());
   if (queue) {
@@ -100,8 +118,10 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
 MessageConsumer Session::create_consumer(const Destination& dest, const ConsumerOptions& copts,
                                          const DestinationOptions& opts) {
   const bool queue = dest.kind() == Destination::Kind::Queue;
+  auto selector = message::Selector::parse(copts.selector);  // before opening: a bad one changes nothing
   auto o = open_dest(*impl_->conn, dest, control::Role::Consumer, opts, impl_->mode, copts.ack_timeout);
   auto c = std::make_unique<detail::ConsumerImpl>();
+  if (!selector.matches_all()) c->selector = std::make_unique<message::Selector>(std::move(selector));
   c->conn = impl_->conn;
   c->session = impl_;
   c->map = o.map;
@@ -126,9 +146,11 @@ MessageConsumer Session::create_consumer(const Destination& dest, const Consumer
   return MessageConsumer(std::move(c));
 }
 
-QueueBrowser Session::create_browser(const Queue& queue, const DestinationOptions& opts) {
+QueueBrowser Session::create_browser(const Queue& queue, const DestinationOptions& opts, const std::string& selector) {
+  auto sel = message::Selector::parse(selector);
   auto o = open_dest(*impl_->conn, queue, control::Role::Browser, opts);
   auto b = std::make_unique<detail::BrowserImpl>();
+  if (!sel.matches_all()) b->selector = std::make_unique<message::Selector>(std::move(sel));
   b->conn = impl_->conn;
   b->map = o.map;
   b->q = queue_view(o);

@@ -83,6 +83,7 @@ struct QWord {
 
 /// QueueSlotHeader::flags
 inline constexpr std::uint8_t kQFlagRedelivered = 1;
+inline constexpr std::uint8_t kQFlagFramed = 2;  // the payload is a message frame (docs/message-frame.md), else raw bytes
 /// QueueSlotHeader::reason (why a message is in a dead-letter queue)
 enum class DeadLetterReason : std::uint8_t { None = 0, MaxDeliveries = 1, Expired = 2 };
 /// QueueHeader::flags
@@ -131,6 +132,7 @@ struct alignas(kHotBlock) QueueHeader {
   std::atomic<std::uint64_t> ack_timeouts;                      // deliveries taken back after ack timeout
   std::atomic<std::uint64_t> stale_entries;                     // ring entries skipped (crash recovery dups)
   std::atomic<std::uint64_t> dropped;                           // dead letters dropped (no DLQ configured)
+  std::atomic<std::uint64_t> selector_rotations;                // READY heads no selector matched, sent round (tidy_head)
   // --- the daemon's claim records (pusher, popper): it never dies while the queue exists.
   alignas(kHotBlock) ClaimRecord daemon_push;
   ClaimRecord daemon_pop;
@@ -186,7 +188,7 @@ struct alignas(kCacheLine) QueueSlotHeader {
   std::uint8_t reason;    // DeadLetterReason (DLQ copies)
   std::uint8_t reserved0;
   std::uint32_t origin_dest_id;  // DLQ copies: the queue it died in
-  std::uint64_t reserved1;
+  std::uint64_t incarnation;     // the producer's random 64-bit id: message id = {incarnation, producer_seq}
 };
 
 static_assert(std::is_standard_layout_v<QueueHeader>);
@@ -225,6 +227,8 @@ static_assert(offsetof(QueueSlotHeader, producer_id) == 40);
 static_assert(offsetof(QueueSlotHeader, length) == 44);
 static_assert(offsetof(QueueSlotHeader, priority) == 48);
 static_assert(offsetof(QueueSlotHeader, origin_dest_id) == 52);
+static_assert(offsetof(QueueSlotHeader, incarnation) == 56);
+static_assert(offsetof(QueueHeader, selector_rotations) == 512 + 48);
 
 /// Every offset and size of one queue, from its geometry.
 struct QueueGeometry {

@@ -17,10 +17,12 @@
 //       8     4  owner        client-table index of the producer holding the slot
 //      12     4  producer_id  daemon-assigned id of the MessageProducer
 //      16     4  length       payload bytes
-//      20     4  flags        reserved for the message model (0 today)
+//      20     4  flags        bit 0 kSlotFramed: the payload is a message frame, else raw bytes
 //      24     8  producer_seq per-producer sequence, starting at 1
 //      32     8  timestamp_ns CLOCK_REALTIME at send, 0 when the producer disabled it
-//      40    24  reserved
+//      40     8  incarnation  the producer's random id: JMSMessageID = {incarnation, producer_seq}
+//      48     8  expiration_ns CLOCK_REALTIME after which readers drop it; 0 = never
+//      56     8  reserved
 //      64     *  payload      up to max_payload bytes
 //
 // A slot for ring sequence `seq` is `seq & (slot_count - 1)`. The stamp carries the lap, so a
@@ -33,6 +35,9 @@
 #include <type_traits>
 
 namespace shmbus::layout {
+
+/// SlotHeader::flags
+inline constexpr std::uint32_t kSlotFramed = 1;  // the payload is a message frame (docs/message-frame.md), else raw bytes
 
 enum class SlotState : std::uint64_t { Empty = 0, Writing = 1, Data = 2, Pad = 3 };
 
@@ -105,7 +110,9 @@ struct alignas(kCacheLine) SlotHeader {
   std::uint32_t flags;
   std::uint64_t producer_seq;
   std::int64_t timestamp_ns;
-  std::uint8_t reserved[24];
+  std::uint64_t incarnation;    // the producer's random 64-bit id: message id = {incarnation, producer_seq}
+  std::int64_t expiration_ns;   // CLOCK_REALTIME; 0 = never (readers drop it after)
+  std::uint8_t reserved[8];
 };
 
 static_assert(std::is_standard_layout_v<TopicHeader>);
@@ -129,6 +136,8 @@ static_assert(offsetof(SlotHeader, owner) == 8);
 static_assert(offsetof(SlotHeader, length) == 16);
 static_assert(offsetof(SlotHeader, producer_seq) == 24);
 static_assert(offsetof(SlotHeader, timestamp_ns) == 32);
+static_assert(offsetof(SlotHeader, incarnation) == 40);
+static_assert(offsetof(SlotHeader, expiration_ns) == 48);
 
 constexpr std::uint32_t slot_size_for(std::uint32_t max_payload) noexcept {
   return static_cast<std::uint32_t>(align_up(sizeof(SlotHeader) + max_payload, kCacheLine));

@@ -1,6 +1,6 @@
 // The message frame: writer, reader, table/stream encodings and the JMS conversion table.
 // docs/message-frame.md describes the bytes.
-#include "message/frame.hpp"
+#include "shmbus/message/frame.hpp"
 #include "message/ascii.hpp"
 
 #include <algorithm>

@@ -3,7 +3,7 @@
 // PropertySource with no allocation. Grammar, type rules, three-valued logic and limits:
 // docs/selectors.md.
 #pragma once
-#include "message/value.hpp"
+#include "shmbus/message/value.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -17,6 +17,7 @@ using layout::QueueSlotHeader;
 namespace {
 /// Tries of a Busy ring before a take/acquire reports "nothing" (the caller's wait loop retries).
 constexpr int kBusyTries = 256;
+constexpr int kTidyPerCall = 16;  // stale head entries a selector consumer drops per receive
 
 /// A counter only its entry's owner writes: a plain load and store, not a locked RMW.
 void bump(std::atomic<std::uint64_t>& c) noexcept {
@@ -229,9 +230,10 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
   h->producer_id = m.producer_id;
   h->length = m.length;
   h->priority = std::min<std::uint8_t>(m.priority, layout::kPriorities - 1);
-  h->flags = 0;
+  h->flags = m.framed ? layout::kQFlagFramed : 0;
   h->reason = 0;
   h->origin_dest_id = 0;
+  h->incarnation = m.incarnation;
   const bool scheduled = m.deliver_at_ns != 0;
   // Relaxed: we are the slot's only owner (WRITING, owner = us).
   const std::uint64_t w = h->state.load(std::memory_order_relaxed);
@@ -286,16 +288,57 @@ std::uint64_t QueueReader::unsettled() noexcept {
   return e_->fifo_tail.load(std::memory_order_relaxed) - e_->fifo_head.load(std::memory_order_relaxed);
 }
 
+bool QueueReader::window_full(std::uint64_t& tail) noexcept {
+  if (!track_) return false;
+  // Relaxed: our own cursors.
+  tail = e_->fifo_tail.load(std::memory_order_relaxed);
+  if (tail - e_->fifo_head.load(std::memory_order_relaxed) >= q_.window()) {
+    advance_head();
+    if (tail - e_->fifo_head.load(std::memory_order_relaxed) >= q_.window()) return true;
+  }
+  return false;
+}
+
+bool QueueReader::expire_if_due(std::uint32_t s, std::uint64_t w) noexcept {
+  QueueSlotHeader* h = q_.slot(s);
+  if (h->expires_at_ns == 0 || common::mono_ns() < h->expires_at_ns) return false;
+  // SYNC: acq_rel; one winner among duplicate poppers and scanners. The daemon decides DLQ or drop.
+  if (h->state.compare_exchange_strong(w, QWord::next(w, QState::Expired), std::memory_order_acq_rel,
+                                       std::memory_order_relaxed))
+    QueueRing::push(q_.agent_ring(), s, e_->push);
+  else
+    count_stale(q_.header());
+  return true;
+}
+
+bool QueueReader::claim(std::uint32_t s, std::uint64_t w, std::uint64_t tail, QueueDelivery& d) noexcept {
+  QueueSlotHeader* h = q_.slot(s);
+  const std::uint32_t count = std::min<std::uint32_t>(QWord::count(w) + 1, QWord::kMaxCount);
+  const std::uint64_t nw = QWord::next(w, QState::Delivered, index_, count);
+  // SYNC: acq_rel; the delivery: exactly one consumer wins a READY word.
+  if (!h->state.compare_exchange_strong(w, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) return false;
+  if (track_) {
+    layout::FifoEntry& f = q_.fifo(index_)[tail & (q_.window() - 1)];
+    // Relaxed atomic stores: the daemon may still read this entry's previous use (it reads
+    // entries it has not passed yet with relaxed atomic loads and checks the generation);
+    // the release store of the tail below publishes the new entry. No timestamp: the daemon
+    // times a delivery from when it first sees the tail past it (never early, no clock read
+    // here).
+    std::atomic_ref<std::uint32_t>(f.slot).store(s, std::memory_order_relaxed);
+    std::atomic_ref<std::uint32_t>(f.gen_lo).store(QWord::gen_lo(nw), std::memory_order_relaxed);
+    // Release: the daemon's acquire load of the tail sees the entry.
+    e_->fifo_tail.store(tail + 1, std::memory_order_release);
+  }
+  // Relaxed: statistics.
+  bump(e_->received);
+  d.slot = s;
+  d.word = nw;
+  return true;
+}
+
 TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
   std::uint64_t tail = 0;
-  if (track_) {
-    // Relaxed: our own cursors.
-    tail = e_->fifo_tail.load(std::memory_order_relaxed);
-    if (tail - e_->fifo_head.load(std::memory_order_relaxed) >= q_.window()) {
-      advance_head();
-      if (tail - e_->fifo_head.load(std::memory_order_relaxed) >= q_.window()) return TakeStatus::WindowFull;
-    }
-  }
+  if (window_full(tail)) return TakeStatus::WindowFull;
   int busy_tries = 0;
   for (;;) {
     bool busy = false;
@@ -311,56 +354,112 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
       if (st == IndexStatus::Empty) q_.clear_ready_bit(p);
       if (st != IndexStatus::Ok) continue;
       retry = true;  // whatever happens to this entry, rescan from the top priority afterwards
-      QueueSlotHeader* h = q_.slot(s);
       // Acquire: pairs with the release store/CAS that made it READY: header and payload visible.
-      std::uint64_t w = h->state.load(std::memory_order_acquire);
-      if (QWord::state(w) != QState::Ready) {  // a duplicate entry: the slot moved on
-        count_stale(q_.header());
-        // Relaxed: crash word.
-        e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
-        continue;
+      const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+      bool took = false;
+      if (QWord::state(w) != QState::Ready) count_stale(q_.header());  // a duplicate entry: the slot moved on
+      else if (!expire_if_due(s, w)) {
+        took = claim(s, w, tail, d);
+        if (!took) count_stale(q_.header());
       }
-      if (h->expires_at_ns != 0 && common::mono_ns() >= h->expires_at_ns) {
-        // SYNC: acq_rel; one winner among duplicate poppers. The daemon decides DLQ or drop.
-        if (h->state.compare_exchange_strong(w, QWord::next(w, QState::Expired), std::memory_order_acq_rel,
-                                             std::memory_order_relaxed))
-          QueueRing::push(q_.agent_ring(), s, e_->push);
-        else
-          count_stale(q_.header());
-        e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
-        continue;
-      }
-      const std::uint32_t count = std::min<std::uint32_t>(QWord::count(w) + 1, QWord::kMaxCount);
-      const std::uint64_t nw = QWord::next(w, QState::Delivered, index_, count);
-      // SYNC: acq_rel; the delivery: exactly one consumer wins a READY word.
-      if (!h->state.compare_exchange_strong(w, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) {
-        count_stale(q_.header());
-        e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
-        continue;
-      }
-      if (track_) {
-        layout::FifoEntry& f = q_.fifo(index_)[tail & (q_.window() - 1)];
-        // Relaxed atomic stores: the daemon may still read this entry's previous use (it reads
-        // entries it has not passed yet with relaxed atomic loads and checks the generation);
-        // the release store of the tail below publishes the new entry. No timestamp: the daemon
-        // times a delivery from when it first sees the tail past it (never early, no clock read
-        // here).
-        std::atomic_ref<std::uint32_t>(f.slot).store(s, std::memory_order_relaxed);
-        std::atomic_ref<std::uint32_t>(f.gen_lo).store(QWord::gen_lo(nw), std::memory_order_relaxed);
-        // Release: the daemon's acquire load of the tail sees the entry.
-        e_->fifo_tail.store(tail + 1, std::memory_order_release);
-      }
-      // Relaxed: statistics / crash word (a DELIVERED slot of a dead consumer is the walk's).
-      bump(e_->received);
+      // Relaxed: crash word (a DELIVERED slot of a dead consumer is the release walk's).
       e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
-      d.slot = s;
-      d.word = nw;
-      return TakeStatus::Ok;
+      if (took) return TakeStatus::Ok;
     }
     if (retry) continue;
     if (!busy || ++busy_tries > kBusyTries) return TakeStatus::Empty;
     _mm_pause();
   }
+}
+
+TakeStatus QueueReader::take_matching(QueueDelivery& d, const Filter& f) noexcept {
+  std::uint64_t tail = 0;
+  if (window_full(tail)) return TakeStatus::WindowFull;
+  // Acquire: as in take().
+  const std::uint32_t mask = q_.header().ready_mask.load(std::memory_order_acquire);
+  for (std::uint32_t p = layout::kPriorities; p-- > 0;) {
+    if ((mask & (1U << p)) == 0) continue;
+    IndexRing r = q_.ready_ring(p);
+    tidy_head(p, f);
+    // Acquire: positions below the loaded tail are claimed; each cell's seq says whether published.
+    const std::uint64_t head = r.header().head.load(std::memory_order_acquire);
+    const std::uint64_t end = r.header().tail.load(std::memory_order_acquire);
+    if (end <= head) {
+      q_.clear_ready_bit(p);
+      continue;
+    }
+    std::uint64_t pos = std::max(head, scan_[p]);
+    for (; pos < end; ++pos) {
+      IndexCell* c = r.cell(pos);
+      // Acquire: pairs with the pusher's release of seq (value visible).
+      const std::uint64_t seq = c->seq.load(std::memory_order_acquire);
+      if (seq < pos + 1) break;         // claimed, not yet published: look again next time
+      if (seq != pos + 1) continue;     // popped meanwhile (it is below the head now)
+      const std::uint32_t s = c->value;
+      // Acquire: the cell still holds `s` for position pos (a fence-free seqlock re-check).
+      if (c->seq.load(std::memory_order_acquire) != pos + 1 || s >= q_.slot_count()) continue;
+      // Acquire: pairs with the release that made it READY (header and payload visible).
+      const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+      if (QWord::state(w) != QState::Ready) continue;  // taken from here or a stale duplicate
+      if (expire_if_due(s, w)) continue;
+      // The filter reads the slot while it is READY. If anyone takes it meanwhile the word
+      // changes and the claim below fails, so a verdict on torn bytes is never acted on.
+      if (!f.fn(f.ctx, s, w)) continue;
+      if (claim(s, w, tail, d)) {
+        scan_[p] = pos + 1;
+        // The cell stays in the ring: whoever pops it finds the slot no longer READY (a stale
+        // entry, skipped), or tidy_head() pops it.
+        return TakeStatus::Ok;
+      }
+    }
+    // Every published cell before `pos` was looked at: none of them matches now, and a cell's
+    // message never changes while the cell lives (a message that comes back is pushed again).
+    scan_[p] = pos;
+  }
+  return TakeStatus::Empty;
+}
+
+void QueueReader::tidy_head(std::uint32_t p, const Filter& f) noexcept {
+  IndexRing r = q_.ready_ring(p);
+  for (int i = 0; i < kTidyPerCall; ++i) {
+    // Acquire: as in take_matching().
+    const std::uint64_t head = r.header().head.load(std::memory_order_acquire);
+    const std::uint64_t end = r.header().tail.load(std::memory_order_acquire);
+    if (end <= head) return;
+    IndexCell* c = r.cell(head);
+    if (c->seq.load(std::memory_order_acquire) != head + 1) return;
+    const std::uint32_t s = c->value;
+    if (c->seq.load(std::memory_order_acquire) != head + 1) return;
+    if (s < q_.slot_count()) {
+      // Acquire: as in take_matching().
+      const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+      // A READY head is popped only when the ring holds more entries than there are slots, which
+      // proves stale entries behind it (a scan took them in place) and a head nobody here wants:
+      // it goes round to the tail so the stale entries can be dropped and producers keep room.
+      if (QWord::state(w) == QState::Ready && (end - head <= q_.slot_count() || f.fn(f.ctx, s, w))) return;
+    }
+    std::uint32_t v = 0;
+    if (r.try_pop(v, e_->pop, &e_->held) != IndexStatus::Ok) return;
+    // Acquire: as above, for the entry actually popped (another popper may have won the head).
+    if (v < q_.slot_count() && QWord::state(q_.slot(v)->state.load(std::memory_order_acquire)) == QState::Ready) {
+      q_.push_ready(v, e_->push);  // READY: never dropped; to the tail (re-announced if we die here)
+      // Relaxed: statistics.
+      q_.header().selector_rotations.fetch_add(1, std::memory_order_relaxed);
+    }
+    // Relaxed: crash word.
+    e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
+  }
+}
+
+bool QueueReader::scan_pending() const noexcept {
+  for (std::uint32_t p = 0; p < layout::kPriorities; ++p) {
+    IndexRing r = q_.ready_ring(p);
+    // SYNC: seq_cst: the parker's half of the Dekker pair with push (seq_cst tail CAS).
+    const std::uint64_t end = r.header().tail.load(std::memory_order_seq_cst);
+    const std::uint64_t head = r.header().head.load(std::memory_order_seq_cst);
+    if (end > std::max(head, scan_[p])) return true;
+  }
+  return false;
 }
 
 SettleStatus QueueReader::settle(const QueueDelivery& d, bool ack) noexcept {

@@ -105,6 +105,8 @@ struct QueueSendMeta {
   std::int64_t timestamp_ns = 0;
   std::uint64_t producer_seq = 0;
   std::uint32_t producer_id = 0;
+  std::uint64_t incarnation = 0;
+  bool framed = false;  // the payload is a message frame
 };
 
 /// A producer's side. One thread at a time.
@@ -148,6 +150,20 @@ class QueueReader {
   /// on the way are handed to the daemon, never returned. WindowFull: `window` deliveries are
   /// unsettled (tracking only).
   TakeStatus take(QueueDelivery& d) noexcept;
+  /// A consumer with a selector: `fn(ctx, slot, word)` says whether the READY message in `slot`
+  /// (word `word`) matches.
+  struct Filter {
+    bool (*fn)(void* ctx, std::uint32_t slot, std::uint64_t word) noexcept;
+    void* ctx;
+  };
+  /// Takes the oldest READY message of the highest priority that passes `f`, leaving the others
+  /// in the queue for other consumers (docs/queues.md, "Selectors"): it scans the ready rings'
+  /// cells in place without popping, from where its last scan ended, and takes a match with the
+  /// same CAS as take(); the cell stays behind as a stale entry.
+  TakeStatus take_matching(QueueDelivery& d, const Filter& f) noexcept;
+  /// take_matching() would look at something new: a push since the last scan (seq_cst loads:
+  /// the parker's re-check).
+  bool scan_pending() const noexcept;
   /// After copying a delivery out: is it still ours? False only when the daemon took it back
   /// (ack timeout) while we were descheduled between take() and the end of the copy: the copy
   /// may be torn and another consumer has the message; drop it (a seqlock-style re-check).
@@ -174,6 +190,15 @@ class QueueReader {
 
  private:
   bool mine(std::uint32_t slot, std::uint32_t gen_lo, std::uint64_t& word) const noexcept;
+  bool window_full(std::uint64_t& tail) noexcept;
+  /// READY `w` past its expiry: handed to the daemon (true).
+  bool expire_if_due(std::uint32_t s, std::uint64_t w) noexcept;
+  /// READY `w` -> DELIVERED to us, recorded in the FIFO at `tail` (tracking). False: lost the race.
+  bool claim(std::uint32_t s, std::uint64_t w, std::uint64_t tail, QueueDelivery& d) noexcept;
+  /// Drops stale entries at a ready ring's head (a scan leaves them) and rotates a READY head
+  /// nobody matches when stale entries crowd the ring.
+  void tidy_head(std::uint32_t p, const Filter& f) noexcept;
+  std::uint64_t scan_[layout::kPriorities] = {};  // take_matching(): first cell not yet looked at
   void advance_head() noexcept;
   std::uint32_t settle_all(bool ack, std::uint32_t* missed) noexcept;
   SettleStatus settle(const QueueDelivery& d, bool ack) noexcept;

@@ -103,13 +103,16 @@ void TopicWriter::publish(SlotHeader* s, std::uint64_t stamp) noexcept {
   wake_parked(ring_.header());
 }
 
-void TopicWriter::commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns) noexcept {
+void TopicWriter::commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns, std::uint32_t flags,
+                         std::uint64_t incarnation, std::int64_t expiration_ns) noexcept {
   SlotHeader* s = c.slot;
   s->producer_id = producer_id_;
   s->length = length;
-  s->flags = 0;
+  s->flags = flags;
   s->producer_seq = ++producer_seq_;
   s->timestamp_ns = timestamp_ns;
+  s->incarnation = incarnation;
+  s->expiration_ns = expiration_ns;
   publish(s, make_stamp(c.seq, SlotState::Data));
 }
 
@@ -137,6 +140,8 @@ PollStatus TopicReader::poll(std::byte* buf, ReadMeta& meta, std::uint64_t& lost
         meta.flags = s->flags;
         meta.producer_seq = s->producer_seq;
         meta.timestamp_ns = s->timestamp_ns;
+        meta.incarnation = s->incarnation;
+        meta.expiration_ns = s->expiration_ns;
         std::memcpy(buf, TopicRing::payload(s), len);
       }
       // SYNC: seqlock re-check. The fence keeps the copies above before the stamp re-load; a

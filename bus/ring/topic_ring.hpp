@@ -75,7 +75,13 @@ class TopicWriter {
   /// claim is kept.
   ClaimStatus claim(std::uint32_t length, SlotClaim& out, std::uint32_t spin_limit = 1U << 16) noexcept;
   /// Publishes a claimed slot with `length` payload bytes; wakes parked readers if any.
-  void commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns) noexcept;
+  void commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns) noexcept {
+    commit(c, length, timestamp_ns, 0, 0, 0);
+  }
+  /// The same, with the message-model fields: `flags` (layout::kSlotFramed), the producer's
+  /// incarnation and a CLOCK_REALTIME expiration (0 = never).
+  void commit(const SlotClaim& c, std::uint32_t length, std::int64_t timestamp_ns, std::uint32_t flags,
+              std::uint64_t incarnation, std::int64_t expiration_ns) noexcept;
   /// Gives a claimed slot back as padding: readers skip it.
   void abort(const SlotClaim& c) noexcept;
 
@@ -102,6 +108,8 @@ struct ReadMeta {
   std::uint32_t flags = 0;
   std::uint64_t producer_seq = 0;
   std::int64_t timestamp_ns = 0;
+  std::uint64_t incarnation = 0;
+  std::int64_t expiration_ns = 0;
 };
 
 /// Subscriber side. One per MessageConsumer.

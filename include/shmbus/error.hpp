@@ -50,6 +50,7 @@ enum class Status : unsigned {
   QueueFull,        ///< the queue had no free slot (at once with FullPolicy::FailFast, or for send_timeout); nothing was sent
   WindowFull,       ///< this consumer holds as many unsettled messages as the queue's window: acknowledge first
   AckTooLate,       ///< the message was already taken back (ack timeout, recover, rollback) or settled: it is, or was, redelivered
+  InvalidMessage,   ///< the message could not be encoded (a header or property the frame cannot hold); nothing was sent
 };
 
 /// Human name of a status ("ok", "timeout", ...).

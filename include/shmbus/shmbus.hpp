@@ -7,6 +7,7 @@
 /// Errors: set-up calls throw shmbus::Error; send/claim/receive are noexcept and return a Status.
 #pragma once
 #include "shmbus/error.hpp"
+#include "shmbus/message.hpp"
 #include "shmbus/stats.hpp"
 
 #include <chrono>
@@ -115,6 +116,11 @@ struct ConsumerOptions {
   /// Queues, AckMode::DupsOk: once this many messages were handed out, the next receive
   /// acknowledges them (and whenever the queue is empty or the window is full).
   std::uint32_t dups_ok_batch = 32;
+  /// JMS message selector (SQL-92 subset over headers and properties, docs/selectors.md),
+  /// parsed when the consumer is created (a syntax error throws Error(InvalidArgument) naming
+  /// the position). Empty: every message. Topics: the consumer skips what does not match. Queues:
+  /// what does not match stays in the queue for other consumers.
+  std::string selector{};
 };
 
 /// Per-producer options.
@@ -125,46 +131,125 @@ struct ProducerOptions {
   /// or holding a zero-copy claim; a dead one is repaired by the daemon within milliseconds. The
   /// claimed sequence is kept and reused by the next send()/claim().
   std::chrono::milliseconds stall_timeout{1000};
+  /// JMSDeliveryMode of what this producer sends. PERSISTENT is carried in the header today;
+  /// writing it to disk comes with the persistence work (docs/api.md).
+  DeliveryMode delivery_mode = DeliveryMode::NonPersistent;
+  bool disable_message_id = false;  ///< JMS setDisableMessageID: JMSMessageID is null
+  std::uint8_t priority = 4;                     ///< JMS priority 0-9 (queues deliver higher first; topics carry it)
+  std::chrono::milliseconds time_to_live{0};     ///< 0: never expires; else not delivered after send + ttl (queues and topics)
   // Queues only (topics ignore them):
-  std::uint8_t priority = 4;                     ///< JMS priority 0-9, higher delivered first
-  std::chrono::milliseconds time_to_live{0};     ///< 0: never expires; else not delivered after send + ttl
   std::chrono::milliseconds delivery_delay{0};   ///< 0: at once; else not delivered before send + delay
   FullPolicy on_full = FullPolicy::Block;        ///< a full queue: wait or fail at once
   std::chrono::milliseconds send_timeout{10'000};  ///< FullPolicy::Block: longest wait for a free slot
 };
 
-/// Per-message overrides of the producer's queue options (negative: use the producer's).
+/// Per-message overrides of the producer's options (negative / 0: use the producer's).
 struct SendOptions {
   int priority = -1;                             ///< 0-9
   std::chrono::milliseconds time_to_live{-1};
-  std::chrono::milliseconds delivery_delay{-1};
+  std::chrono::milliseconds delivery_delay{-1};  ///< queues only
+  DeliveryMode delivery_mode{0};                 ///< 0: the producer's
 };
 
-/// A received message. A view into the consumer's buffer: valid until the next receive.
-class Message {
+/// A received message (JMS Message on the consuming side). A zero-copy view into the consumer's
+/// buffer: valid until the next receive on that consumer (copy what you keep).
+///
+/// A message sent as an OutgoingMessage (TextMessage, MapMessage, ...) carries a frame with every
+/// header and property; one sent with send(bytes) is a raw payload: body_type() Bytes, no
+/// properties, headers from the slot (id, timestamp, priority, expiration). It is also the
+/// PropertySource a selector evaluates: get("JMSPriority"), get("color"), ...
+class Message final : public message::PropertySource {
  public:
-  /// Payload bytes.
-  std::span<const std::byte> body() const noexcept { return {data_, size_}; }
-  /// Payload as text (no validation here; the message model checks UTF-8).
-  std::string_view text() const noexcept { return {reinterpret_cast<const char*>(data_), size_}; }
-  /// Position in the destination's ring.
+  // ---- body
+  /// Text, Bytes, Map, Stream or Object (Bytes for a raw payload).
+  BodyType body_type() const noexcept { return framed_ ? frame_.body_type() : BodyType::Bytes; }
+  /// The body bytes: a raw payload, or a framed message's body (Text: the UTF-8; Bytes: the
+  /// bytes; Map/Stream/Object: their encoding, docs/message-frame.md).
+  std::span<const std::byte> body() const noexcept { return framed_ ? frame_.body() : std::span<const std::byte>{data_, size_}; }
+  /// Text: the validated UTF-8. A raw payload: its bytes as text (not validated). Others: "".
+  std::string_view text() const noexcept;
+  /// Bytes: a reader over the body (the BytesMessage write_* order). Others: empty.
+  BytesReader bytes_reader() const noexcept;
+  /// Map: the entries (lookup by name, iteration in name order). Others: empty.
+  MapReader map() const noexcept { return framed_ ? frame_.map() : MapReader{}; }
+  /// Stream: the values in order, at the first one. Others: empty.
+  StreamReader stream() const noexcept { return framed_ ? frame_.stream() : StreamReader{}; }
+  /// Object: the serializer type name the sender used. Others: "".
+  std::string_view object_type() const noexcept { return framed_ ? frame_.object_type() : std::string_view{}; }
+  /// Object: decodes with the serializer registered for T. Throws Error(InvalidArgument) when
+  /// this is not an ObjectMessage, T has no serializer, or the message names another type (never
+  /// decodes bytes as a type the message does not name); whatever the serializer throws.
+  template <class T>
+  T object() const {
+    auto [name, codec] = Serializers::lookup(typeid(T));
+    check_object_type(name);
+    T out{};
+    codec.second(frame_.object_data(), &out);
+    return out;
+  }
+  /// The whole encoded frame (docs/message-frame.md), empty for a raw payload.
+  std::span<const std::byte> frame() const noexcept { return framed_ ? std::span<const std::byte>{data_, size_} : std::span<const std::byte>{}; }
+  /// True when the message carries a frame (sent as an OutgoingMessage).
+  bool framed() const noexcept { return framed_; }
+
+  // ---- headers
+  /// JMSMessageID: the producer's random 64-bit incarnation and its per-producer sequence;
+  /// unique across producers and daemon restarts. Null (0, 0) for producers with message ids disabled.
+  message::MessageId message_id() const noexcept;
+  /// "ID:" + 32 hex digits (incarnation, then sequence), or "" when null.
+  std::string message_id_string() const;
+  /// CLOCK_REALTIME at send in ns, 0 if the producer disabled timestamps (JMSTimestamp).
+  std::int64_t timestamp_ns() const noexcept { return timestamp_ns_; }
+  /// JMSCorrelationID, "" when absent.
+  std::string_view correlation_id() const noexcept { return framed_ ? frame_.correlation_id() : std::string_view{}; }
+  /// JMSType, "" when absent.
+  std::string_view type() const noexcept { return framed_ ? frame_.type() : std::string_view{}; }
+  /// JMSReplyTo as a URI ("queue://NAME", "topic://NAME"), "" when absent.
+  std::string_view reply_to() const noexcept { return framed_ ? frame_.reply_to() : std::string_view{}; }
+  /// JMSDestination as a URI ("" for a raw payload).
+  std::string_view destination() const noexcept { return framed_ ? frame_.destination() : std::string_view{}; }
+  /// JMSDeliveryMode (a raw payload: NonPersistent).
+  DeliveryMode delivery_mode() const noexcept { return framed_ ? frame_.delivery_mode() : DeliveryMode::NonPersistent; }
+  /// JMSExpiration: CLOCK_REALTIME ns after which it is not delivered; 0 = never.
+  std::int64_t expiration_ns() const noexcept { return expiration_ns_; }
+  /// JMSDeliveryTime: CLOCK_REALTIME ns before which it was not delivered; 0 = at once.
+  std::int64_t delivery_time_ns() const noexcept { return framed_ ? frame_.delivery_time_ns() : 0; }
+  /// Position in the destination's ring (topics) or slot number (queues).
   std::uint64_t sequence() const noexcept { return seq_; }
   /// Daemon-assigned id of the producer that sent it.
   std::uint32_t producer_id() const noexcept { return producer_id_; }
   /// 1, 2, 3, ... per producer.
   std::uint64_t producer_sequence() const noexcept { return producer_seq_; }
-  /// CLOCK_REALTIME at send in ns, 0 if the producer disabled timestamps.
-  std::int64_t timestamp_ns() const noexcept { return timestamp_ns_; }
-  /// Queues: true when this message was delivered before (and not acknowledged).
+  /// Queues: true when this message was delivered before (and not acknowledged) (JMSRedelivered).
   bool redelivered() const noexcept { return redelivered_; }
   /// Queues: 1 on the first delivery, 2 on the first redelivery, ... (JMSXDeliveryCount).
   std::uint32_t delivery_count() const noexcept { return delivery_count_; }
-  /// Queues: JMS priority 0-9.
+  /// JMS priority 0-9 (JMSPriority).
   std::uint8_t priority() const noexcept { return priority_; }
   /// Messages in a dead-letter queue: 1 = max deliveries reached, 2 = expired; else 0.
   std::uint8_t dead_letter_reason() const noexcept { return dead_letter_reason_; }
   /// Messages in a dead-letter queue: the daemon id of the queue it died in; else 0.
   std::uint32_t origin_destination_id() const noexcept { return origin_dest_id_; }
+
+  // ---- properties (JMS get<Type>Property, with the JMS conversion rules)
+  /// A property (not a header), Null when absent.
+  Value property(std::string_view name) const noexcept { return framed_ ? frame_.property(name) : Value{}; }
+  bool property_exists(std::string_view name) const noexcept { return !property(name).is_null(); }
+  /// Every property, in name order.
+  MapReader properties() const noexcept { return framed_ ? frame_.properties() : MapReader{}; }
+  Converted<bool> get_bool_property(std::string_view n) const noexcept { return message::as_bool(property(n)); }
+  Converted<std::int8_t> get_byte_property(std::string_view n) const noexcept { return message::as_int8(property(n)); }
+  Converted<std::int16_t> get_short_property(std::string_view n) const noexcept { return message::as_int16(property(n)); }
+  Converted<std::int32_t> get_int_property(std::string_view n) const noexcept { return message::as_int32(property(n)); }
+  Converted<std::int64_t> get_long_property(std::string_view n) const noexcept { return message::as_int64(property(n)); }
+  Converted<float> get_float_property(std::string_view n) const noexcept { return message::as_float(property(n)); }
+  Converted<double> get_double_property(std::string_view n) const noexcept { return message::as_double(property(n)); }
+  StringConverted get_string_property(std::string_view n) const noexcept { return message::as_string(property(n)); }
+  /// PropertySource: a JMS header name a selector may use (JMSPriority, JMSMessageID,
+  /// JMSTimestamp, JMSCorrelationID, JMSType, JMSDeliveryMode, JMSExpiration, JMSDeliveryTime,
+  /// JMSRedelivered, JMSXDeliveryCount, JMSReplyTo, JMSDestination; times in ms), else a property.
+  Value get(std::string_view name) const noexcept override;
+
   /// Queues, AckMode::Client: acknowledges every message the session received so far;
   /// AckMode::Individual: exactly this one. Other modes and topics: nothing to do, Ok.
   /// AckTooLate: it was taken back first (ack timeout, recover, rollback) or already acknowledged.
@@ -174,10 +259,12 @@ class Message {
  private:
   friend struct detail::ConsumerImpl;
   friend struct detail::BrowserImpl;
+  void check_object_type(std::string_view registered) const;
   detail::ConsumerImpl* consumer_ = nullptr;  // queues: who can acknowledge it
   std::uint32_t slot_ = 0;
   std::uint64_t word_ = 0;
   bool redelivered_ = false;
+  bool framed_ = false;
   std::uint8_t priority_ = 0;
   std::uint8_t dead_letter_reason_ = 0;
   std::uint32_t delivery_count_ = 0;
@@ -187,7 +274,10 @@ class Message {
   std::uint64_t seq_ = 0;
   std::uint32_t producer_id_ = 0;
   std::uint64_t producer_seq_ = 0;
+  std::uint64_t incarnation_ = 0;
   std::int64_t timestamp_ns_ = 0;
+  std::int64_t expiration_ns_ = 0;
+  message::FrameReader frame_;
 };
 
 /// Outcome of MessageConsumer::receive.
@@ -218,6 +308,12 @@ class MessageProducer {
   Status send(std::span<const std::byte> body, const SendOptions& o) noexcept;
   /// Text convenience overload.
   Status send(std::string_view text, const SendOptions& o) noexcept;
+  /// Sends a JMS message (Text, Bytes, Map, Stream, Object): its frame is encoded in place in the
+  /// destination's shared memory, with JMSMessageID, JMSTimestamp, JMSDestination, JMSPriority,
+  /// JMSExpiration, JMSDeliveryTime and JMSDeliveryMode from the producer (and `o`). No
+  /// allocation. MessageTooLarge: the frame does not fit max_message_size; InvalidMessage: it
+  /// cannot be encoded. Either way nothing was sent.
+  Status send(const OutgoingMessage& m, const SendOptions& o = {}) noexcept;
   /// Claims a slot of up to `length` bytes for writing in place.
   Claim claim(std::size_t length) noexcept;
   /// Publishes a claim with `length` bytes written (<= the claimed length).
@@ -300,8 +396,9 @@ class Session {
   /// A consumer on `dest`: it sees every message committed from now on.
   MessageConsumer create_consumer(const Destination& dest, const ConsumerOptions& copts = {},
                                   const DestinationOptions& opts = {});
-  /// A browser over `queue` (created with `opts` if it does not exist).
-  QueueBrowser create_browser(const Queue& queue, const DestinationOptions& opts = {});
+  /// A browser over `queue` (created with `opts` if it does not exist), showing only messages
+  /// matching `selector` (empty: all). Throws Error(InvalidArgument) for a selector syntax error.
+  QueueBrowser create_browser(const Queue& queue, const DestinationOptions& opts = {}, const std::string& selector = {});
 
   /// The session's acknowledgement mode.
   AckMode ack_mode() const noexcept;

@@ -2,7 +2,7 @@
 // property type and body type; limits; UTF-8; the JMS conversion table; and a random corpus of
 // garbage and mutated frames that the reader must reject or accept without reading out of bounds
 // (the ASan build checks the "out of bounds" part: every buffer is an exact-size heap block).
-#include "message/frame.hpp"
+#include "shmbus/message/frame.hpp"
 
 #include <gtest/gtest.h>
 

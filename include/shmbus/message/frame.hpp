@@ -18,7 +18,7 @@
 // the buffer, whatever the bytes were (every access is bounds-checked anyway, so a buffer changed
 // after open() yields wrong values, never an out-of-bounds read).
 #pragma once
-#include "message/value.hpp"
+#include "shmbus/message/value.hpp"
 
 #include <bit>
 #include <cstddef>
