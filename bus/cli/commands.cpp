@@ -1,5 +1,7 @@
 #include "cli/commands.hpp"
+#include "cli/message_args.hpp"
 
+#include "message/selector.hpp"
 #include "shmbus/shmbus.hpp"
 
 #include <cerrno>
@@ -7,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 #include <optional>
 
 namespace shmbus::cli {
@@ -18,11 +21,17 @@ enum Allow : unsigned {
   kOptCount = 1U << 0,     // --count N
   kOptTimeout = 1U << 1,   // --timeout MS
   kOptJson = 1U << 2,      // --json
-  kOptPriority = 1U << 3,  // --priority 0-9 (queue sends)
-  kOptTtl = 1U << 4,       // --ttl MS (queue sends)
+  kOptPriority = 1U << 3,  // --priority 0-9 (sends)
+  kOptTtl = 1U << 4,       // --ttl MS (sends)
   kOptDelay = 1U << 5,     // --delay MS (queue sends)
   kOptAck = 1U << 6,       // --ack MODE (queue receives)
   kOptNoAck = 1U << 7,     // --no-ack (queue receives)
+  kOptType = 1U << 8,      // --type text|bytes|map|stream (sends)
+  kOptProperty = 1U << 9,  // --property K[:TYPE]=V, repeatable (sends)
+  kOptCorrelation = 1U << 10,  // --correlation-id ID (sends)
+  kOptPersistent = 1U << 11,   // --persistent (sends)
+  kOptSelector = 1U << 12,     // --selector EXPR (receives)
+  kOptVerbose = 1U << 13,      // --verbose (receives)
 };
 
 /// Longest --ttl / --delay: about 31.7 years, far from overflowing a nanosecond deadline.
@@ -37,6 +46,12 @@ struct Opts {
   std::optional<AckMode> ack;
   bool no_ack = false;
   bool json = false;
+  std::optional<BodyKind> type;
+  std::vector<std::string> properties;
+  std::optional<std::string> correlation_id;
+  bool persistent = false;
+  std::optional<std::string> selector;
+  bool verbose = false;
   std::vector<std::string> positional;
 };
 
@@ -64,14 +79,29 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
     const auto allowed = [&](Allow f) { return (allow & f) != 0; };
     const bool takes_value = (a == "--count" && allowed(kOptCount)) || (a == "--timeout" && allowed(kOptTimeout)) ||
                              (a == "--priority" && allowed(kOptPriority)) || (a == "--ttl" && allowed(kOptTtl)) ||
-                             (a == "--delay" && allowed(kOptDelay)) || (a == "--ack" && allowed(kOptAck));
+                             (a == "--delay" && allowed(kOptDelay)) || (a == "--ack" && allowed(kOptAck)) ||
+                             (a == "--type" && allowed(kOptType)) || (a == "--property" && allowed(kOptProperty)) ||
+                             (a == "--correlation-id" && allowed(kOptCorrelation)) ||
+                             (a == "--selector" && allowed(kOptSelector));
     if (takes_value) {
       if (i + 1 >= args.size()) {
         std::cerr << "shmbus: " << a << " needs a value\n";
         return false;
       }
       const auto& v = args[++i];
-      if (a == "--ack") {
+      if (a == "--type") {
+        o.type = parse_body_kind(v);
+        if (!o.type) {
+          std::cerr << "shmbus: --type needs one of text, bytes, map, stream, not '" << v << "'\n";
+          return false;
+        }
+      } else if (a == "--property") {
+        o.properties.push_back(v);
+      } else if (a == "--correlation-id") {
+        o.correlation_id = v;
+      } else if (a == "--selector") {
+        o.selector = v;
+      } else if (a == "--ack") {
         o.ack = parse_ack(v);
         if (!o.ack) {
           std::cerr << "shmbus: --ack needs one of auto, client, dups_ok, individual, not '" << v << "'\n";
@@ -104,6 +134,10 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
       o.json = true;
     } else if (a == "--no-ack" && allowed(kOptNoAck)) {
       o.no_ack = true;
+    } else if (a == "--persistent" && allowed(kOptPersistent)) {
+      o.persistent = true;
+    } else if (a == "--verbose" && allowed(kOptVerbose)) {
+      o.verbose = true;
     } else if (a.size() > 1 && a.rfind("--", 0) == 0) {
       std::cerr << "shmbus: unknown option '" << a << "'\n";
       return false;
@@ -202,36 +236,90 @@ void print_text(const BusStats& s) {
 
 }  // namespace
 
+namespace {
+
+std::unique_ptr<OutgoingMessage> make_message(BodyKind k) {
+  switch (k) {
+    case BodyKind::Bytes: return std::make_unique<BytesMessage>();
+    case BodyKind::Map: return std::make_unique<MapMessage>();
+    case BodyKind::Stream: return std::make_unique<StreamMessage>();
+    case BodyKind::Text: break;
+  }
+  return std::make_unique<TextMessage>();
+}
+
+}  // namespace
+
 int cmd_send(const Common& c, const std::vector<std::string>& args) {
   Opts o;
-  if (!parse_opts(args, o, kOptCount | kOptPriority | kOptTtl | kOptDelay)) return kUsage;
+  if (!parse_opts(args, o,
+                  kOptCount | kOptPriority | kOptTtl | kOptDelay | kOptType | kOptProperty | kOptCorrelation |
+                      kOptPersistent))
+    return kUsage;
   if (o.positional.empty() || o.positional.size() > 2) {
-    std::cerr << "shmbus: usage: shmbus send DEST [--count N] [--priority 0-9] [--ttl MS] [--delay MS] [TEXT | -]\n";
+    std::cerr << "shmbus: usage: shmbus send DEST [--type text|bytes|map|stream] [--property K[:TYPE]=V ...] "
+                 "[--correlation-id ID] [--persistent] [--priority 0-9] [--ttl MS] [--delay MS] [--count N] "
+                 "[TEXT | -]\n";
     return kUsage;
   }
   const auto dest = Destination::parse(o.positional[0]);
-  const bool queue_opts = o.priority || o.ttl_ms || o.delay_ms;
-  if (queue_opts && dest.kind() == Destination::Kind::Topic) {
-    const char* which = o.priority ? "--priority" : o.ttl_ms ? "--ttl" : "--delay";
-    std::cerr << "shmbus: " << which << " is for queues only: " << dest.uri()
-              << " is a topic (topics have no priority, time to live or delivery delay)\n";
+  if (o.delay_ms && dest.kind() == Destination::Kind::Topic) {
+    std::cerr << "shmbus: --delay is for queues only: " << dest.uri()
+              << " is a topic (topics have no delivery delay)\n";
     return kUsage;
   }
-  SendOptions so;
-  if (o.priority) so.priority = static_cast<int>(*o.priority);
-  if (o.ttl_ms) so.time_to_live = std::chrono::milliseconds(static_cast<std::int64_t>(*o.ttl_ms));
-  if (o.delay_ms) so.delivery_delay = std::chrono::milliseconds(static_cast<std::int64_t>(*o.delay_ms));
+  // The message every TEXT/line is sent in: headers and properties first, all checked before
+  // connecting (a bad one sends nothing).
+  const BodyKind kind = o.type.value_or(BodyKind::Text);
+  const auto msg = make_message(kind);
+  for (const auto& p : o.properties) {
+    std::string name, err;
+    OwnedValue v;
+    if (!parse_assignment(p, name, v, err)) {
+      std::cerr << "shmbus: --property " << p << ": " << err << "; nothing sent\n";
+      return kUsage;
+    }
+    try {
+      msg->set_property(name, v.view());
+    } catch (const Error& e) {
+      std::cerr << "shmbus: --property " << p << ": " << e.what() << "; nothing sent\n";
+      return kUsage;
+    }
+  }
+  if (o.correlation_id) {
+    try {
+      msg->set_correlation_id(*o.correlation_id);
+    } catch (const Error& e) {
+      std::cerr << "shmbus: --correlation-id: " << e.what() << "; nothing sent\n";
+      return kUsage;
+    }
+  }
+  const bool from_stdin = o.positional.size() == 1 || o.positional[1] == "-";
+  if (!from_stdin) {
+    std::string err;
+    if (!set_body(kind, *msg, o.positional[1], err)) {
+      std::cerr << "shmbus: TEXT: " << err << (kind == BodyKind::Text ? " (--type bytes sends it as it is)" : "")
+                << "; nothing sent\n";
+      return kUsage;
+    }
+  }
+  ProducerOptions popts{};
+  if (o.priority) popts.priority = static_cast<std::uint8_t>(*o.priority);
+  if (o.ttl_ms) popts.time_to_live = std::chrono::milliseconds(static_cast<std::int64_t>(*o.ttl_ms));
+  if (o.delay_ms) popts.delivery_delay = std::chrono::milliseconds(static_cast<std::int64_t>(*o.delay_ms));
+  if (o.persistent) popts.delivery_mode = DeliveryMode::Persistent;
   auto conn = factory(c, "shmbus-send").create_connection();
   auto session = conn.create_session();
-  const ProducerOptions popts{};
   auto producer = session.create_producer(dest, popts, {c.capacity, c.max_size});
   std::uint64_t sent = 0;
-  const auto one = [&](std::string_view text) -> bool {
-    const auto st = queue_opts ? producer.send(text, so) : producer.send(text);
+  const auto one = [&](std::size_t input_size) -> bool {
+    const auto st = producer.send(*msg);
     if (st == Status::Ok) return ++sent, true;
     if (st == Status::MessageTooLarge)
-      std::cerr << "shmbus: message " << (sent + 1) << " of " << text.size() << " bytes exceeds the max message size "
-                << producer.max_message_size() << " of " << dest.uri() << " (fixed when it was created; see --max-size)\n";
+      std::cerr << "shmbus: message " << (sent + 1) << " of " << input_size << " bytes (about "
+                << msg->encoded_size_hint() + dest.uri().size() << " bytes with its headers and properties) exceeds "
+                << "the max message size " << producer.max_message_size() << " of " << dest.uri()
+                << " (fixed when it was created; see --max-size); sent " << sent << " message(s)\n";
     else if (st == Status::QueueFull)
       std::cerr << "shmbus: " << dest.uri() << " is full: no consumer freed a slot within "
                 << popts.send_timeout.count() << " ms; sent " << sent << " message(s)\n";
@@ -241,15 +329,23 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
                 << " message(s)\n";
     return false;
   };
-  const bool from_stdin = o.positional.size() == 1 || o.positional[1] == "-";
   if (from_stdin) {
-    std::string line;
-    while ((!o.count || sent < *o.count) && std::getline(std::cin, line))
-      if (!one(line)) return kFailed;
+    std::string line, err;
+    std::uint64_t line_no = 0;
+    while ((!o.count || sent < *o.count) && std::getline(std::cin, line)) {
+      ++line_no;
+      if (!set_body(kind, *msg, line, err)) {
+        std::cerr << "shmbus: line " << line_no << ": " << err
+                  << (kind == BodyKind::Text ? " (--type bytes sends lines as they are)" : "") << "; sent " << sent
+                  << " message(s) to " << dest.uri() << "\n";
+        return kUsage;
+      }
+      if (!one(line.size())) return kFailed;
+    }
   } else {
     const std::uint64_t n = o.count.value_or(1);
     for (std::uint64_t i = 0; i < n; ++i)
-      if (!one(o.positional[1])) return kFailed;
+      if (!one(o.positional[1].size())) return kFailed;
   }
   std::cerr << "shmbus: sent " << sent << " message(s) to " << dest.uri() << "\n";
   return kOk;
@@ -257,10 +353,10 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
 
 int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   Opts o;
-  if (!parse_opts(args, o, kOptCount | kOptTimeout | kOptAck | kOptNoAck)) return kUsage;
+  if (!parse_opts(args, o, kOptCount | kOptTimeout | kOptAck | kOptNoAck | kOptSelector | kOptVerbose)) return kUsage;
   if (o.positional.size() != 1) {
-    std::cerr << "shmbus: usage: shmbus recv DEST [--count N] [--timeout MS] [--ack auto|client|dups_ok|individual | "
-                 "--no-ack]\n";
+    std::cerr << "shmbus: usage: shmbus recv DEST [--count N] [--timeout MS] [--selector EXPR] [--verbose] [--ack "
+                 "auto|client|dups_ok|individual | --no-ack]\n";
     return kUsage;
   }
   if (o.ack && o.no_ack) {
@@ -275,6 +371,16 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
               << " is a topic, and topics have no acknowledgements (only queue://NAME has)\n";
     return kUsage;
   }
+  if (o.selector) {
+    // Checked before connecting: a syntax error is a usage error, with or without a daemon, and
+    // creates nothing.
+    try {
+      (void)message::Selector::parse(*o.selector);
+    } catch (const Error& e) {
+      std::cerr << "shmbus: --selector: " << e.what() << "\n";
+      return kUsage;
+    }
+  }
   const AckMode mode = o.no_ack ? AckMode::Client : o.ack.value_or(AckMode::Auto);
   // Client and individual: the CLI acknowledges each message once it is printed (a crash before
   // that means redelivery). --no-ack never does: everything goes back when the CLI exits.
@@ -287,11 +393,14 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   // A peek holds what it printed until it exits, never past an ack timeout (which would hand the
   // same message to it again).
   if (o.no_ack) copts.ack_timeout = std::chrono::milliseconds(0);
+  copts.selector = o.selector.value_or(std::string{});
   auto consumer = session.create_consumer(dest, copts, {c.capacity, c.max_size});
   // Tell a waiting script we are subscribed (stderr, so stdout carries only messages).
   std::cerr << "shmbus: subscribed to " << dest.uri();
   if (queue) std::cerr << " (ack " << (o.no_ack ? "none: --no-ack" : to_string(mode)) << ")";
+  if (!copts.selector.empty()) std::cerr << " with selector " << copts.selector;
   std::cerr << "\n";
+  const std::string uri = dest.uri();
   const auto timeout = o.timeout_ms ? std::chrono::nanoseconds(std::chrono::milliseconds(*o.timeout_ms))
                                     : std::chrono::nanoseconds(std::chrono::hours(24 * 365));
   std::uint64_t got = 0;
@@ -305,8 +414,12 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   while (!o.count || got < *o.count) {
     const auto r = consumer.receive(m, timeout);
     if (r.status == Status::Ok) {
-      std::fwrite(m.body().data(), 1, m.body().size(), stdout);
-      std::fputc('\n', stdout);
+      // One write per message: headers (--verbose), the body, a newline (and an empty line
+      // closing each --verbose message).
+      std::string text = o.verbose ? format_headers(m, uri) : std::string{};
+      text += format_body(m);
+      text += o.verbose ? "\n\n" : "\n";
+      std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
       ++got;
       if (ack_each) {

@@ -14,18 +14,30 @@ commands:
   stat [--json]                        destinations, producers, consumers, positions and counters
 options for send/recv (used only when the destination is created):
   --capacity SLOTS   ring slots (power of two, default 4096)
-  --max-size BYTES   largest message (default 4096)
-options for send to a queue:
-  --priority N       0 (lowest) to 9 (highest), default 4
+  --max-size BYTES   largest message, headers and properties included (default 4096)
+options for send:
+  --type T           text (default): a TextMessage per TEXT/line; bytes: a BytesMessage of its bytes;
+                     map: whitespace-separated K=V entries; stream: whitespace-separated values
+  --property K=V     a typed property (repeatable): K:TYPE=V with TYPE bool, byte, short, int, long,
+                     float, double or string; without :TYPE, true/false is a bool, an integer a long,
+                     a number with . or an exponent a double, anything else a string
+  --correlation-id ID  JMSCorrelationID
+  --persistent       JMSDeliveryMode PERSISTENT (carried in the header; not written to disk yet)
+  --priority N       0 (lowest) to 9 (highest), default 4 (queues deliver higher first)
   --ttl MS           not delivered once MS milliseconds have passed since the send (0: never expires)
-  --delay MS         not delivered before MS milliseconds have passed since the send
+  --delay MS         queues only: not delivered before MS milliseconds have passed since the send
+options for recv:
+  --selector EXPR    receive only messages matching the JMS selector EXPR (queues: the others stay)
+  --verbose          print the headers and properties (one per line) before each body, and an empty
+                     line after it
 options for recv from a queue:
   --ack MODE         auto (default: acknowledged as received), client or individual (acknowledged
                      after printing), dups_ok (acknowledged in batches)
   --no-ack           never acknowledge: what was printed goes back to the queue when recv exits (peek)
 DEST is topic://NAME or queue://NAME. DIR defaults to $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus, else
-/tmp/shmbus-<uid>.
-exit codes: 0 ok, 1 timeout before --count messages, 2 usage error, 3 no daemon, 4 other failure
+/tmp/shmbus-<uid>. docs/cli.md describes every option and output format.
+exit codes: 0 ok, 1 timeout before --count messages, 2 usage error or bad input, 3 no daemon,
+4 other failure
 )";
 
 bool parse_u32(const std::string& v, std::uint32_t& out) {

@@ -85,6 +85,8 @@ void OutgoingMessage::set_type(std::string_view type) {
   type_.assign(type);
 }
 
+void OutgoingMessage::set_reply_to(const Destination& d) { reply_to_ = d.uri(); }
+
 void OutgoingMessage::set_reply_to(std::string_view uri) {
   if (uri.empty()) {
     reply_to_.clear();
