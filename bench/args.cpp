@@ -25,6 +25,9 @@ constexpr const char* kUsage =
     "              every message was received exactly once (count + checksum of producer sequences)\n"
     "  queue-latency  ping-pong through two queues (per --ack mode) next to two topics and the floor in\n"
     "              the same alternating rounds; one-way latency (RTT/2) percentiles in ns\n"
+    "  message-latency  ping-pong of JMS messages (a BytesMessage with 2 properties, its frame encoded in\n"
+    "              place and opened on receive; with a selector on both consumers; through queues) next\n"
+    "              to raw send(bytes) on topics and the floor, in the same alternating rounds\n"
     "options:\n"
     "  --json               print one JSON object on stdout (progress still goes to stderr)\n"
     "  --out FILE           also write the JSON object to FILE\n"
@@ -116,7 +119,8 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     return false;
   }
   if (a.command != "pingpong" && a.command != "compare" && a.command != "sweep" && a.command != "rate" &&
-      a.command != "throughput" && a.command != "queue-throughput" && a.command != "queue-latency") {
+      a.command != "throughput" && a.command != "queue-throughput" && a.command != "queue-latency" &&
+      a.command != "message-latency") {
     std::cerr << "shmbus-bench: unknown command '" << a.command << "'\n" << kUsage;
     return false;
   }

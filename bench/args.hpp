@@ -14,7 +14,7 @@ const char* wait_name(Wait w) noexcept;
 const char* wait_mode(Wait w) noexcept;
 
 struct Args {
-  std::string command;               ///< pingpong | compare | sweep | rate | throughput | queue-throughput | queue-latency
+  std::string command;               ///< pingpong | compare | sweep | rate | throughput | queue-throughput | queue-latency | message-latency
   bool json = false;                 ///< one JSON object on stdout instead of the table
   bool quick = false;                ///< 20k round trips instead of 100k
   bool pin = true;                   ///< pin ping to CPU 0 and pong to CPU 1 when available

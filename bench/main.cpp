@@ -134,7 +134,24 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
                      },
                      {}, 0, {}});
   };
-  if (a.command == "queue-latency") {
+  if (a.command == "message-latency") {
+    // Raw payloads next to JMS messages, alternated in the same rounds.
+    add_shmbus("shmbus", "shmbus topic, raw send(bytes)", a.wait);
+    const std::string w = std::string(", wait=") + wait_name(a.wait);
+    mechs.push_back({"topic_message", "topic, BytesMessage + 2 props", wait_mode(a.wait),
+                     "topic ping + topic pong, send(BytesMessage) with an int and a string property; the echo "
+                     "reads the int property" + w,
+                     [&r, &dir](const Args& x) { return run_message_pingpong(x, dir, r.pinned, false, false); }, {}, 0, {}});
+    mechs.push_back({"topic_selector", "topic, message + selector", wait_mode(a.wait),
+                     "as topic_message, both consumers with the selector \"kind IN ('ping', 'pong') AND n >= 0\"" + w,
+                     [&r, &dir](const Args& x) { return run_message_pingpong(x, dir, r.pinned, false, true); }, {}, 0, {}});
+    mechs.push_back({"queue_message", "queue auto, BytesMessage + 2 props", wait_mode(a.wait),
+                     "queue ping + queue pong, AckMode::Auto, send(BytesMessage) with 2 properties" + w,
+                     [&r, &dir](const Args& x) { return run_message_pingpong(x, dir, r.pinned, true, false); }, {}, 0, {}});
+    mechs.push_back({"queue_selector", "queue auto, message + selector", wait_mode(a.wait),
+                     "as queue_message, both consumers with the selector (in-place scan, docs/queues.md)" + w,
+                     [&r, &dir](const Args& x) { return run_message_pingpong(x, dir, r.pinned, true, true); }, {}, 0, {}});
+  } else if (a.command == "queue-latency") {
     // The topic figure next to each queue ack mode, alternated in the same rounds.
     add_shmbus("shmbus", "shmbus topic", a.wait);
     for (const std::string& ack : ack_names(a.ack))
@@ -162,7 +179,7 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
     std::vector<CurveSeries> cs;
     for (const auto& m : mechs)
       if (!m.samples.empty()) cs.push_back({m.label + " (" + m.mode + ")", m.samples, 0.5, 0, m.mode == "block"});
-    const std::string stem = a.command == "queue-latency" ? a.command : a.command + "-latency";
+    const std::string stem = a.command.ends_with("-latency") ? a.command : a.command + "-latency";
     announce_plots(write_latency_plot(a.plot_dir, stem,
                                       a.command + ": one-way latency (RTT/2) by percentile, " + std::to_string(a.size) + " B",
                                       cs),
@@ -171,7 +188,9 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
   // The floor and shmbus (and the queues, in queue-latency) are the point of the run: if one failed
   // the report means nothing (its error was printed as the round failed).
   for (const auto& m : mechs)
-    if ((m.key == "floor" || m.key == "shmbus" || m.key.starts_with("queue_")) && !m.error.empty()) return 1;
+    if ((m.key == "floor" || m.key == "shmbus" || m.key.starts_with("queue_") || m.key.starts_with("topic_")) &&
+        !m.error.empty())
+      return 1;
   return 0;
 }
 

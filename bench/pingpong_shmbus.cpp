@@ -25,9 +25,15 @@ std::string fail(const char* what, std::uint64_t i, Status s) {
 /// Fresh names per run so that --dir never meets a destination with another geometry.
 std::string fresh_base() { return "bench." + std::to_string(::getpid()) + "." + std::to_string(mono_ns() % 1'000'000); }
 
+/// How the ping-pong's messages travel: raw payloads, or JMS messages (optionally with a selector).
+struct MessageShape {
+  bool framed = false;
+  std::string selector;
+};
+
 /// `ping_dest` / `pong_dest`: two topics or two queues. `mode`: the sessions' ack mode (queues).
 std::vector<std::uint64_t> run_dest_pingpong(const Args& a, const std::string& dir, bool pin, const Destination& ping_dest,
-                                             const Destination& pong_dest, AckMode mode) {
+                                             const Destination& pong_dest, AckMode mode, const MessageShape& shape = {}) {
   DestinationOptions dopts;
   dopts.capacity = a.capacity;
   dopts.max_message_size = a.size;
@@ -36,6 +42,8 @@ std::vector<std::uint64_t> run_dest_pingpong(const Args& a, const std::string& d
   ConsumerOptions copts;
   copts.wait = wait_strategy(a.wait);
   copts.spin_count = a.spin_count;
+  copts.selector = shape.selector;
+  if (shape.framed) dopts.max_message_size = a.size + 512;  // frame header, properties, destination name
   const std::uint64_t total = a.warmup + a.iterations;
   const bool ack_each = acks_explicitly(mode);
 
@@ -51,6 +59,9 @@ std::vector<std::uint64_t> run_dest_pingpong(const Args& a, const std::string& d
     MessageProducer out = s.create_producer(pong_dest, popts, dopts);
     ready();
     Message m;
+    BytesMessage echo;  // reused: its buffers keep their capacity, so the loop does not allocate
+    echo.set_int_property("n", 0);
+    echo.set_string_property("kind", "pong");
     for (std::uint64_t i = 0; i < total; ++i) {
       const ReceiveResult r = in.receive(m, kReceiveTimeout);
       if (r.status != Status::Ok) [[unlikely]]
@@ -59,7 +70,15 @@ std::vector<std::uint64_t> run_dest_pingpong(const Args& a, const std::string& d
         if (const Status st = m.acknowledge(); st != Status::Ok) [[unlikely]]
           throw std::runtime_error(fail("acknowledge(ping)", i, st));
       }
-      const Status st = out.send(m.body());
+      Status st;
+      if (shape.framed) {
+        echo.clear_body();
+        echo.write_bytes(m.body());
+        echo.set_int_property("n", m.get_int_property("n").value);
+        st = out.send(echo);
+      } else {
+        st = out.send(m.body());
+      }
       if (st != Status::Ok) [[unlikely]]
         throw std::runtime_error(fail("send(pong)", i, st));
     }
@@ -75,11 +94,20 @@ std::vector<std::uint64_t> run_dest_pingpong(const Args& a, const std::string& d
     const std::span<const std::byte> body(msg);
     wait_ready();
     Message m;
+    BytesMessage ping;
+    ping.write_bytes(body);
+    ping.set_int_property("n", 0);
+    ping.set_string_property("kind", "ping");
     for (std::uint64_t i = 0; i < total; ++i) {
       const std::uint64_t v = i + 1;
       stamp_message(msg.data(), v);
+      if (shape.framed) {  // outside the timed section: the application building its message
+        ping.clear_body();
+        ping.write_bytes(body);
+        ping.set_int_property("n", static_cast<std::int32_t>(i));
+      }
       const std::uint64_t t0 = ticks();
-      const Status st = out.send(body);
+      const Status st = shape.framed ? out.send(ping) : out.send(body);
       const ReceiveResult r = in.receive(m, kReceiveTimeout);
       const Status ack = ack_each && r.status == Status::Ok ? m.acknowledge() : Status::Ok;
       const std::uint64_t t1 = ticks();
@@ -107,6 +135,15 @@ std::vector<std::uint64_t> run_shmbus_pingpong(const Args& a, const std::string&
 std::vector<std::uint64_t> run_queue_pingpong(const Args& a, const std::string& dir, bool pin, const std::string& ack) {
   const std::string base = fresh_base();
   return run_dest_pingpong(a, dir, pin, Queue(base + ".ping"), Queue(base + ".pong"), ack_mode_of(ack));
+}
+
+std::vector<std::uint64_t> run_message_pingpong(const Args& a, const std::string& dir, bool pin, bool queue, bool selector) {
+  const std::string base = fresh_base();
+  MessageShape shape;
+  shape.framed = true;
+  if (selector) shape.selector = "kind IN ('ping', 'pong') AND n >= 0";
+  if (queue) return run_dest_pingpong(a, dir, pin, Queue(base + ".ping"), Queue(base + ".pong"), AckMode::Auto, shape);
+  return run_dest_pingpong(a, dir, pin, Topic(base + ".ping"), Topic(base + ".pong"), AckMode::Auto, shape);
 }
 
 }  // namespace shmbus::bench

@@ -52,7 +52,8 @@ std::string to_json(const Report& r) {
   Json j;
   j.begin();
   const bool queues = r.args.command == "queue-latency";
-  j.str("benchmark", queues ? "queue-latency" : "pingpong").str("latency", "one-way = RTT/2, ns");
+  const bool messages = r.args.command == "message-latency";
+  j.str("benchmark", r.args.command.ends_with("-latency") ? r.args.command : "pingpong").str("latency", "one-way = RTT/2, ns");
   j.integer("iterations", static_cast<std::int64_t>(r.args.iterations))
       .integer("warmup", static_cast<std::int64_t>(r.args.warmup))
       .integer("rounds", r.args.rounds)
@@ -112,6 +113,19 @@ std::string to_json(const Report& r) {
     }
     j.end();
   }
+  if (messages && bus && !empty(*bus)) {
+    // Each message shape against raw send(bytes) on topics, same run and mode.
+    j.begin("message_vs_raw_topic");
+    for (const auto& m : r.mechs) {
+      if ((!m.key.starts_with("queue_") && !m.key.starts_with("topic_")) || empty(m)) continue;
+      j.begin(m.key)
+          .num("ratio_p50", ratio(m.one_way.p50, bus->one_way.p50), 3)
+          .num("ratio_p99", ratio(m.one_way.p99, bus->one_way.p99), 3)
+          .num("ratio_p999", ratio(m.one_way.p999, bus->one_way.p999), 3)
+          .end();
+    }
+    j.end();
+  }
   if (floor && bus) {
     j.num("ratio_p50", ratio(bus->one_way.p50, floor->one_way.p50), 3)
         .num("ratio_p99", ratio(bus->one_way.p99, floor->one_way.p99), 3)
@@ -129,7 +143,7 @@ std::string to_table(const Report& r) {
   std::snprintf(line, sizeof line,
                 "shmbus-bench %s: %u-byte messages, %llu round trips in %u alternating rounds (each after %llu "
                 "warm-up); one-way latency = RTT/2, ns\n",
-                r.args.command == "queue-latency" ? "queue-latency" : "pingpong", r.args.size, static_cast<unsigned long long>(r.args.iterations), r.args.rounds,
+                r.args.command.ends_with("-latency") ? r.args.command.c_str() : "pingpong", r.args.size, static_cast<unsigned long long>(r.args.iterations), r.args.rounds,
                 static_cast<unsigned long long>(r.args.warmup));
   s += line;
   s += machine_line(m);
@@ -191,9 +205,9 @@ std::string to_table(const Report& r) {
                   r.args.wait == Wait::Park ? "; park mode wakes a sleeping process, the floor spins" : "");
     s += line;
   }
-  if (const auto* bus = find(r, "shmbus"); bus && !empty(*bus) && r.args.command == "queue-latency") {
+  if (const auto* bus = find(r, "shmbus"); bus && !empty(*bus) && r.args.command.ends_with("-latency")) {
     for (const auto& x : r.mechs) {
-      if (!x.key.starts_with("queue_") || empty(x)) continue;
+      if ((!x.key.starts_with("queue_") && !x.key.starts_with("topic_")) || empty(x)) continue;
       std::snprintf(line, sizeof line, "ratio %s/topic: p50 %.2fx, p99 %.2fx, p99.9 %.2fx (same run, same wait)\n",
                     x.label.c_str(), ratio(x.one_way.p50, bus->one_way.p50), ratio(x.one_way.p99, bus->one_way.p99),
                     ratio(x.one_way.p999, bus->one_way.p999));

@@ -27,6 +27,10 @@ std::vector<std::uint64_t> run_shmbus_pingpong(const Args& a, const std::string&
 /// client/individual acknowledge() every message as soon as receive() returns it, inside the
 /// timed round trip (AUTO acknowledges inside receive(), also timed).
 std::vector<std::uint64_t> run_queue_pingpong(const Args& a, const std::string& dir, bool pin, const std::string& ack);
+/// message-latency: the same ping-pong with JMS messages: a BytesMessage (the --size payload) with
+/// an int and a string property, echoed as one; `queue` for two queues (AckMode::Auto), `selector`
+/// for a selector on both consumers that every message matches.
+std::vector<std::uint64_t> run_message_pingpong(const Args& a, const std::string& dir, bool pin, bool queue, bool selector);
 
 /// The scenarios beyond ping-pong; each prints its own table / JSON and returns an exit code.
 /// `dir`: the directory of a running shmbusd.
