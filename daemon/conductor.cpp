@@ -10,6 +10,7 @@
 #include <cstring>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -32,6 +33,18 @@ control::Fd listen_on(const std::string& path) {
   return fd;
 }
 
+// 8 hex digits from getrandom: the middle part of every temporary destination name this daemon
+// makes, so that a reply-to URI kept across a daemon restart never names someone else's.
+std::string random_epoch() {
+  std::uint32_t v = 0;
+  if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v))  // no entropy yet: still differs per start
+    v = static_cast<std::uint32_t>(::getpid()) ^ static_cast<std::uint32_t>(common::mono_ns());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(8, '0');
+  for (int i = 7; i >= 0; --i, v >>= 4) s[static_cast<std::size_t>(i)] = kHex[v & 0xF];
+  return s;
+}
+
 // pidfd_open has no glibc wrapper on bookworm (glibc 2.36 has one, but not every libc does).
 int pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
 
@@ -47,7 +60,8 @@ Conductor::Conductor(ConductorConfig cfg, OwnedShm& region, Janitor& janitor,
       inbox_(inbox),
       listen_fd_(listen_on(common::socket_path(cfg_.dir))),
       wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      started_ns_(common::mono_ns()) {
+      started_ns_(common::mono_ns()),
+      temp_epoch_(random_epoch()) {
   for (std::uint32_t i = cfg_.max_clients; i > 0; --i) free_indices_.push_back(i - 1);
 }
 
@@ -209,7 +223,7 @@ int Conductor::expire_idle_topics() {
   std::uint64_t next = ~0ULL;
   for (auto it = dests_.begin(); it != dests_.end();) {
     const auto since = it->second.unused_since_ns;
-    if (since == 0) {
+    if (since == 0 || it->second.temporary) {  // a temporary one lives as long as its connection
       ++it;
       continue;
     }
@@ -252,8 +266,13 @@ void Conductor::drop_client(int fd, const char* why) {
   if (it == clients_.end()) return;
   Client& c = it->second;
   for (const auto& e : c.endpoints) release_endpoint(c, e);
+  // After the endpoints: the janitor walks a closed queue entry (QueueEntryClosed) before it
+  // forgets the queue (TopicRemoved); its QueueEntryReleased then finds no destination.
+  for (const auto& uri : c.temps)
+    if (auto t = dests_.find(uri); t != dests_.end()) remove_temp(t, "its connection " + std::string(why));
   if (c.index) {
-    info(describe(c) + " " + why + "; released " + std::to_string(c.endpoints.size()) + " endpoint(s)");
+    info(describe(c) + " " + why + "; released " + std::to_string(c.endpoints.size()) + " endpoint(s)" +
+         (c.temps.empty() ? std::string() : " and " + std::to_string(c.temps.size()) + " temporary destination(s)"));
     // Release: the janitor's acquire load sees Dead before it sweeps this client's slots.
     layout::client_table(region_)[*c.index].state.store(static_cast<std::uint32_t>(layout::ClientState::Dead),
                                                         std::memory_order_release);

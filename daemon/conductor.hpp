@@ -52,6 +52,7 @@ class Conductor {
     std::string name;
     std::vector<std::uint8_t> rx;
     std::vector<Endpoint> endpoints;
+    std::vector<std::string> temps;  // uris of the temporary destinations it created (deleted with it)
     bool closing = false;
     const char* close_reason = nullptr;  // set when the client said why (detach)
   };
@@ -69,6 +70,9 @@ class Conductor {
     ring::QueueRing qring;
     std::string name;
     std::uint64_t sent_closed = 0;  // messages sent by producers closed since (entries' counts reset on reuse)
+    // Temporary destinations: never expire idle; deleted with the client that created them.
+    bool temporary = false;
+    std::int64_t temp_owner = -1;  // client index of the creator
   };
 
   void accept_client();
@@ -80,6 +84,12 @@ class Conductor {
   void on_open(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_close(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_stat(Client& c, std::uint32_t id);
+  void on_create_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  void on_delete_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  /// Deletes a temporary destination: unlinks its shared memory, tells the janitor, forgets it.
+  /// Producers of other clients still attached keep their (now orphaned) mapping; their endpoints
+  /// stay on their clients' lists, so closing them later succeeds.
+  void remove_temp(std::map<std::string, Dest>::iterator it, const std::string& why);
   Dest& find_or_create(const std::string& uri, const std::string& name, const control::OpenDest& m);
   Dest& create_queue(const std::string& uri, const std::string& name, const control::OpenDest& m);
   Dest* find_dest(std::uint32_t dest_id);
@@ -111,6 +121,8 @@ class Conductor {
   std::uint32_t next_dest_id_ = 1;
   std::uint32_t next_endpoint_id_ = 1;
   std::uint64_t started_ns_ = 0;
+  std::string temp_epoch_;      // 8 random hex digits: temporary names differ across daemon restarts
+  std::uint64_t next_temp_ = 1;  // daemon-wide counter of temporary destinations
 };
 
 }  // namespace shmbus::daemon

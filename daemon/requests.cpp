@@ -30,6 +30,8 @@ void Conductor::handle_frame(Client& c, const control::FrameHeader& h, const std
       case MsgType::OpenDest: return on_open(c, body, h.request_id);
       case MsgType::CloseEndpoint: return on_close(c, body, h.request_id);
       case MsgType::Stat: return on_stat(c, h.request_id);
+      case MsgType::CreateTemp: return on_create_temp(c, body, h.request_id);
+      case MsgType::DeleteTemp: return on_delete_temp(c, body, h.request_id);
       case MsgType::Detach:
         c.closing = true;
         c.close_reason = "detached";
@@ -206,9 +208,20 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   const auto dest = Destination::parse((queue ? "queue://" : "topic://") + m.name);
   if (queue && m.ack_mode > static_cast<std::uint8_t>(AckMode::Transacted))
     throw Error(ErrorCode::InvalidArgument, "unknown acknowledgement mode " + std::to_string(m.ack_mode));
+  // A temporary name is never created here: the one it named was deleted (or never existed), and
+  // opening it must not silently make an ordinary destination nobody will ever consume from.
+  if (dest.name().starts_with(control::kTempPrefix) && !dests_.contains(dest.uri()))
+    throw Error(ErrorCode::BadDestination, "temporary destination " + dest.uri() +
+                                               " no longer exists (its connection closed or it was removed; names "
+                                               "starting with TMP. are reserved for temporary destinations)");
   Dest& d = find_or_create(dest.uri(), dest.name(), m);
   if (d.queue != queue)
     throw Error(ErrorCode::BadDestination, "'" + dest.uri() + "' exists as another kind of destination");
+  if (d.temporary && m.role != control::Role::Producer && d.temp_owner != static_cast<std::int64_t>(*c.index))
+    throw Error(ErrorCode::PermissionDenied, dest.uri() + " is a temporary destination of another connection (client " +
+                                                 std::to_string(d.temp_owner) +
+                                                 "): only the connection that created it may consume from or browse it; "
+                                                 "others may only produce to it");
   Endpoint e;
   e.dest_id = d.id;
   d.unused_since_ns = 0;
@@ -339,6 +352,7 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
     ds.tail = h.tail.load(std::memory_order_relaxed);
     ds.holes_repaired = h.holes_repaired.load(std::memory_order_relaxed);
     ds.shm_bytes = d.shm->size();
+    ds.temporary = d.temporary;
     for (std::uint32_t i = 0; i < d.subscriber_owner.size(); ++i) {
       if (d.subscriber_owner[i] < 0) continue;
       const auto* se = d.ring.subscriber(i);
@@ -356,6 +370,82 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
   reply(c, MsgType::StatOk, control::encode(s), id);
 }
 
+void Conductor::on_create_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  control::Reader r(body);
+  control::CreateTemp m;
+  control::decode(r, m);
+  const bool queue = m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue);
+  if (!queue && m.kind != static_cast<std::uint8_t>(Destination::Kind::Topic))
+    throw Error(ErrorCode::BadDestination, "unknown destination kind " + std::to_string(m.kind));
+  const std::string scheme = queue ? "queue://" : "topic://";
+  std::string name;
+  do {  // the counter is daemon-wide and the epoch random: a collision is not expected, but never reuse
+    name = control::kTempPrefix + temp_epoch_ + "." + std::to_string(next_temp_++);
+  } while (dests_.contains(scheme + name));
+  const auto dest = Destination::parse(scheme + name);  // a valid name for every client
+  control::OpenDest o;
+  o.kind = m.kind;
+  o.name = name;
+  o.capacity = m.capacity;
+  o.max_message_size = m.max_message_size;
+  o.max_deliveries = m.max_deliveries;
+  o.redelivery_delay_ns = m.redelivery_delay_ns;
+  o.queue_flags = 0;  // no dead-letter queue: DLQ.TMP... would outlive it (dead letters are dropped, counted)
+  Dest& d = find_or_create(dest.uri(), name, o);  // validates the geometry
+  d.temporary = true;
+  d.temp_owner = *c.index;
+  c.temps.push_back(d.uri);
+  info(describe(c) + " created temporary " + d.uri);
+  reply(c, MsgType::TempOk, control::encode(control::TempOk{d.id, name}), id);
+}
+
+void Conductor::on_delete_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  control::Reader r(body);
+  control::DeleteTemp m;
+  control::decode(r, m);
+  const bool queue = m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue);
+  if (!queue && m.kind != static_cast<std::uint8_t>(Destination::Kind::Topic))
+    throw Error(ErrorCode::BadDestination, "unknown destination kind " + std::to_string(m.kind));
+  const std::string uri = (queue ? "queue://" : "topic://") + m.name;
+  auto it = dests_.find(uri);
+  if (it == dests_.end())
+    throw Error(ErrorCode::BadDestination, "temporary destination " + uri + " no longer exists");
+  Dest& d = it->second;
+  if (!d.temporary) throw Error(ErrorCode::BadDestination, uri + " is not a temporary destination");
+  if (d.temp_owner != static_cast<std::int64_t>(*c.index))
+    throw Error(ErrorCode::PermissionDenied, uri + " is a temporary destination of another connection (client " +
+                                                 std::to_string(d.temp_owner) + "): only its connection may remove it");
+  // Live consumers only: one closed a moment ago (-2, still being reclaimed) does not count.
+  const auto consumers = std::count_if(d.subscriber_owner.begin(), d.subscriber_owner.end(),
+                                       [](std::int64_t o) { return o >= 0; });
+  if (consumers != 0)
+    throw Error(ErrorCode::InvalidArgument, "temporary destination " + uri + " still has " + std::to_string(consumers) +
+                                                " consumer(s): close them before removing it");
+  remove_temp(it, "removed by its connection");
+  std::erase(c.temps, uri);
+  reply(c, MsgType::CloseOk, control::Writer{}, id);
+}
+
+void Conductor::remove_temp(std::map<std::string, Dest>::iterator it, const std::string& why) {
+  Dest& d = it->second;
+  std::size_t others = 0;  // endpoints other clients still have on it (producers)
+  for (const auto& [fd, cl] : clients_) {
+    if (cl.index && static_cast<std::int64_t>(*cl.index) == d.temp_owner) continue;
+    others += static_cast<std::size_t>(std::count_if(cl.endpoints.begin(), cl.endpoints.end(),
+                                                     [&](const Endpoint& e) { return e.dest_id == d.id; }));
+  }
+  info("removed temporary " + it->first + " (" + why + "; " + std::to_string(d.shm->size() >> 10) +
+       " KiB shared memory freed" +
+       (others ? "; " + std::to_string(others) + " producer(s) of other clients keep an orphaned mapping" : std::string()) +
+       ")");
+  // As in expire_idle_topics: the name goes now; the janitor's mapping until it handles
+  // TopicRemoved; a client's until it closes its endpoints. Dest ids are never reused, so a later
+  // CloseEndpoint naming this one finds nothing to release and succeeds.
+  d.shm->unlink();
+  janitor_.inbox().enqueue(TopicRemoved{d.id});
+  dests_.erase(it);
+}
+
 DestinationStats Conductor::queue_stats(const Dest& d, std::map<std::uint32_t, int>& pid_of) const {
   DestinationStats ds;
   const auto& h = d.qring.header();
@@ -366,6 +456,7 @@ DestinationStats Conductor::queue_stats(const Dest& d, std::map<std::uint32_t, i
   ds.producers = static_cast<std::uint32_t>(
       std::count_if(d.producer_owner.begin(), d.producer_owner.end(), [](std::int64_t o) { return o >= 0; }));
   ds.shm_bytes = d.shm->size();
+  ds.temporary = d.temporary;
   for (std::uint32_t i = 0; i < h.slot_count; ++i) {
     // Relaxed: a statistics snapshot; each word is read once.
     const auto st = layout::QWord::state(d.qring.slot(i)->state.load(std::memory_order_relaxed));

@@ -45,6 +45,16 @@ wait "$JOBS_A" "$JOBS_B"
 echo "-- consumer A took $(wc -l <"$DIR/jobs-a.txt") jobs, consumer B $(wc -l <"$DIR/jobs-b.txt");" \
   "distinct jobs: $(sort -n "$DIR/jobs-a.txt" "$DIR/jobs-b.txt" | uniq | wc -l) of 1000"
 
+echo "== typed messages and a selector: three orders with properties; a consumer selects the EU ones over 100"
+for o in "EU 250" "US 900" "EU 40"; do
+  set -- $o
+  "$BIN/bus/shmbus" --dir "$DIR" send queue://orders --property region=$1 --property amount:int=$2 \
+    --correlation-id "order-$1-$2" "order $1 $2" 2>/dev/null
+done
+"$BIN/bus/shmbus" --dir "$DIR" recv queue://orders --count 1 --timeout 10000 --verbose \
+  --selector "region = 'EU' AND amount > 100" 2>/dev/null | sed 's/^/   /'
+echo "-- the other two stay in the queue for other consumers: $("$BIN/bus/shmbus" --dir "$DIR" recv queue://orders --count 2 --timeout 10000 2>/dev/null | tr '\n' ';')"
+
 echo "== shmbus stat"
 "$BIN/bus/shmbus" --dir "$DIR" stat
 

@@ -1,3 +1,5 @@
+#include "client/connection_impl.hpp"
+#include "control/protocol.hpp"
 #include "shmbus/shmbus.hpp"
 
 namespace shmbus {
@@ -19,6 +21,18 @@ void check_name(std::string_view uri, std::string_view name, std::size_t max = k
       throw Error(ErrorCode::BadDestination, "destination '" + std::string(uri) +
                                                  "': names may use only letters, digits, '.', '_' and '-'");
   }
+}
+
+// JMS TemporaryQueue/TemporaryTopic delete(): DeleteTemp on the creating connection.
+void remove_temporary(const std::weak_ptr<detail::ConnectionImpl>& conn, const Destination& d) {
+  const auto c = conn.lock();
+  if (!c || c->closed.load(std::memory_order_relaxed))
+    throw Error(ErrorCode::Closed, "temporary destination " + d.uri() +
+                                       ": its connection is closed (the destination was deleted with it)");
+  control::DeleteTemp m;
+  m.kind = static_cast<std::uint8_t>(d.kind());
+  m.name = d.name();
+  c->call(control::MsgType::DeleteTemp, control::encode(m), control::MsgType::CloseOk);
 }
 }  // namespace
 
@@ -43,6 +57,13 @@ std::string Destination::uri() const { return (kind_ == Kind::Topic ? "topic://"
 
 Topic::Topic(std::string name) : Destination(Kind::Topic, name) { check_name("topic://" + name, name); }
 Queue::Queue(std::string name) : Destination(Kind::Queue, name) { check_name("queue://" + name, name, kMaxQueueName); }
+
+TemporaryQueue::TemporaryQueue(std::string name, std::weak_ptr<detail::ConnectionImpl> conn)
+    : Queue(std::move(name)), conn_(std::move(conn)) {}
+void TemporaryQueue::remove() { remove_temporary(conn_, *this); }
+TemporaryTopic::TemporaryTopic(std::string name, std::weak_ptr<detail::ConnectionImpl> conn)
+    : Topic(std::move(name)), conn_(std::move(conn)) {}
+void TemporaryTopic::remove() { remove_temporary(conn_, *this); }
 
 const char* to_string(ErrorCode c) noexcept {
   switch (c) {

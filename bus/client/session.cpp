@@ -20,9 +20,7 @@ std::uint64_t to_ns(std::chrono::milliseconds ms) {
   return static_cast<std::uint64_t>(std::clamp<std::int64_t>(ms.count(), 0, std::int64_t{1} << 52)) * 1'000'000ULL;
 }
 
-Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role role, const DestinationOptions& o,
-                 AckMode mode = AckMode::Auto, std::chrono::milliseconds ack_timeout = {}) {
-  const bool queue = d.kind() == Destination::Kind::Queue;
+void check_options(bool queue, const DestinationOptions& o) {
   const std::uint32_t min_slots = queue ? layout::kMinQueueSlots : layout::kMinSlots;
   const std::uint32_t max_slots = queue ? layout::kMaxQueueSlots : layout::kMaxSlots;
   if (o.capacity < min_slots || o.capacity > max_slots)
@@ -32,10 +30,15 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
     throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(o.max_message_size) +
                                                 " is out of range [1, " + std::to_string(layout::kMaxPayload) + "]");
   if (o.redelivery_delay.count() < 0) throw Error(ErrorCode::InvalidArgument, "redelivery delay must not be negative");
-  if (ack_timeout.count() < 0) throw Error(ErrorCode::InvalidArgument, "ack timeout must not be negative");
   if (o.max_deliveries > layout::QWord::kMaxCount)
     throw Error(ErrorCode::InvalidArgument, "max deliveries " + std::to_string(o.max_deliveries) + " is above " +
                                                 std::to_string(layout::QWord::kMaxCount) + " (0 means no limit)");
+}
+
+Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role role, const DestinationOptions& o,
+                 AckMode mode = AckMode::Auto, std::chrono::milliseconds ack_timeout = {}) {
+  check_options(d.kind() == Destination::Kind::Queue, o);
+  if (ack_timeout.count() < 0) throw Error(ErrorCode::InvalidArgument, "ack timeout must not be negative");
   control::OpenDest m;
   m.kind = static_cast<std::uint8_t>(d.kind());
   m.role = role;
@@ -53,6 +56,22 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   control::decode(r, out.ok);
   out.map = c.map_dest(out.ok.dest_id, out.ok.shm_name, out.ok.shm_size);
   return out;
+}
+
+/// Asks the daemon for a temporary destination of kind `k`; returns its generated name.
+std::string create_temp(detail::ConnectionImpl& c, Destination::Kind k, const DestinationOptions& o) {
+  check_options(k == Destination::Kind::Queue, o);
+  control::CreateTemp m;
+  m.kind = static_cast<std::uint8_t>(k);
+  m.capacity = std::bit_ceil(o.capacity);
+  m.max_message_size = o.max_message_size;
+  m.max_deliveries = o.max_deliveries;
+  m.redelivery_delay_ns = to_ns(o.redelivery_delay);
+  const auto body = c.call(control::MsgType::CreateTemp, control::encode(m), control::MsgType::TempOk);
+  control::Reader r(body);
+  control::TempOk ok;
+  control::decode(r, ok);
+  return ok.name;
 }
 
 ring::QueueRing queue_view(const Opened& o) {
@@ -73,6 +92,14 @@ std::uint64_t new_incarnation() {
 }
 
 }  // namespace
+
+TemporaryQueue Session::create_temporary_queue(const DestinationOptions& opts) {
+  return TemporaryQueue(create_temp(*impl_->conn, Destination::Kind::Queue, opts), impl_->conn);
+}
+
+TemporaryTopic Session::create_temporary_topic(const DestinationOptions& opts) {
+  return TemporaryTopic(create_temp(*impl_->conn, Destination::Kind::Topic, opts), impl_->conn);
+}
 
 MessageProducer Session::create_producer(const Destination& dest, const ProducerOptions& popts,
                                          const DestinationOptions& opts) {

@@ -71,7 +71,7 @@ FrameHeader decode_header(const std::uint8_t* b) {
   std::memcpy(&h.body_len, b + 8, 4);
   std::memcpy(&h.request_id, b + 12, 4);
   if (h.magic != kMagic) bad("bad magic on the control socket: not a shmbus client (or a corrupted stream)");
-  if (type < static_cast<std::uint16_t>(MsgType::Hello) || type > static_cast<std::uint16_t>(MsgType::Detach))
+  if (type < static_cast<std::uint16_t>(MsgType::Hello) || type > kLastMsgType)
     bad("unknown control message type " + std::to_string(type));
   if (reserved != 0) bad("reserved header field is not zero");
   if (h.body_len > kMaxBody) bad("control message body of " + std::to_string(h.body_len) + " bytes exceeds the limit");
@@ -164,7 +164,7 @@ Writer encode(const StatReply& m) {
       w.u32(s.consumer_id).u32(s.client_index).u32(static_cast<std::uint32_t>(s.pid)).u64(s.position).u64(s.received).u64(s.lost)
           .u64(s.acked).str(s.ack_mode);
     w.u64(d.depth).u64(d.scheduled).u64(d.in_flight).u64(d.redelivered).u64(d.dead_lettered).u64(d.expired);
-    w.u64(d.ack_timeouts).u64(d.dropped).str(d.dlq);
+    w.u64(d.ack_timeouts).u64(d.dropped).str(d.dlq).u8(d.temporary ? 1 : 0);
   }
   return w;
 }
@@ -215,7 +215,38 @@ void decode(Reader& r, StatReply& m) {
     d.ack_timeouts = r.u64();
     d.dropped = r.u64();
     d.dlq = r.str();
+    d.temporary = r.u8() != 0;
   }
+}
+Writer encode(const CreateTemp& m) {
+  Writer w;
+  w.u8(m.kind).u32(m.capacity).u32(m.max_message_size).u32(m.max_deliveries).u64(m.redelivery_delay_ns);
+  return w;
+}
+void decode(Reader& r, CreateTemp& m) {
+  m.kind = r.u8();
+  m.capacity = r.u32();
+  m.max_message_size = r.u32();
+  m.max_deliveries = r.u32();
+  m.redelivery_delay_ns = r.u64();
+}
+Writer encode(const TempOk& m) {
+  Writer w;
+  w.u32(m.dest_id).str(m.name);
+  return w;
+}
+void decode(Reader& r, TempOk& m) {
+  m.dest_id = r.u32();
+  m.name = r.str();
+}
+Writer encode(const DeleteTemp& m) {
+  Writer w;
+  w.u8(m.kind).str(m.name);
+  return w;
+}
+void decode(Reader& r, DeleteTemp& m) {
+  m.kind = r.u8();
+  m.name = r.str();
 }
 
 }  // namespace shmbus::control

@@ -20,7 +20,7 @@
 namespace shmbus::control {
 
 inline constexpr std::uint32_t kMagic = 0x31434253;  // "SBC1"
-inline constexpr std::uint32_t kProtocolVersion = 2;
+inline constexpr std::uint32_t kProtocolVersion = 3;  // 3: temporary destinations
 inline constexpr std::uint32_t kMaxBody = 1U << 20;
 inline constexpr std::size_t kHeaderSize = 16;
 
@@ -30,7 +30,14 @@ enum class MsgType : std::uint16_t {
   CloseEndpoint = 6, CloseOk = 7,
   Stat = 8, StatOk = 9,
   Detach = 10,
+  CreateTemp = 11, TempOk = 12,  // a temporary destination, owned by this connection
+  DeleteTemp = 13,               // answered with CloseOk
 };
+/// The highest MsgType value (decode_header refuses anything above).
+inline constexpr std::uint16_t kLastMsgType = static_cast<std::uint16_t>(MsgType::DeleteTemp);
+/// Names a daemon generates for temporary destinations start with this; an OpenDest naming one
+/// that does not exist is refused (BadDestination) instead of creating an ordinary destination.
+inline constexpr char kTempPrefix[] = "TMP.";
 
 enum class Role : std::uint8_t { Producer = 1, Consumer = 2, Browser = 3 /* queues: maps it, no entry */ };
 
@@ -119,6 +126,25 @@ struct CloseEndpoint {
   std::uint32_t dest_id = 0;
   std::uint32_t endpoint_id = 0;
 };
+/// A temporary destination for this connection: the daemon picks the name, creates it with this
+/// geometry and policy (queues: no dead-letter queue, dead letters are dropped and counted), and
+/// deletes it when the connection goes.
+struct CreateTemp {
+  std::uint8_t kind = 1;
+  std::uint32_t capacity = 0;
+  std::uint32_t max_message_size = 0;
+  std::uint32_t max_deliveries = 0;
+  std::uint64_t redelivery_delay_ns = 0;
+};
+struct TempOk {
+  std::uint32_t dest_id = 0;
+  std::string name;  // "TMP.<daemon epoch, 8 hex>.<counter>"
+};
+/// Deletes a temporary destination this connection created (it must have no consumer).
+struct DeleteTemp {
+  std::uint8_t kind = 1;
+  std::string name;
+};
 using StatReply = BusStats;
 
 Writer encode(const Hello&);
@@ -128,6 +154,9 @@ Writer encode(const OpenDest&);
 Writer encode(const OpenOk&);
 Writer encode(const CloseEndpoint&);
 Writer encode(const StatReply&);
+Writer encode(const CreateTemp&);
+Writer encode(const TempOk&);
+Writer encode(const DeleteTemp&);
 void decode(Reader&, Hello&);
 void decode(Reader&, HelloOk&);
 void decode(Reader&, ErrorReply&);
@@ -135,5 +164,8 @@ void decode(Reader&, OpenDest&);
 void decode(Reader&, OpenOk&);
 void decode(Reader&, CloseEndpoint&);
 void decode(Reader&, StatReply&);
+void decode(Reader&, CreateTemp&);
+void decode(Reader&, TempOk&);
+void decode(Reader&, DeleteTemp&);
 
 }  // namespace shmbus::control

@@ -70,6 +70,42 @@ class Queue : public Destination {
   explicit Queue(std::string name);
 };
 
+/// A queue made by Session::create_temporary_queue() (JMS TemporaryQueue). The daemon names it
+/// "TMP.<epoch>.<n>" (names starting with "TMP." are reserved): pass it as a reply-to, and any
+/// connection can create a producer on Destination::parse(reply_to). Only the connection that
+/// created it can create consumers or browsers on it (others: Error(PermissionDenied)). It is
+/// deleted when that connection closes or its process dies, or by remove(); a producer opened on
+/// it after that gets Error(BadDestination, "temporary destination ... no longer exists").
+/// A temporary queue has no dead-letter queue (dead letters are dropped and counted) and never
+/// expires while its connection lives. Copies share the one queue; a plain Queue copy (slicing)
+/// names it too but cannot remove() it.
+class TemporaryQueue : public Queue {
+ public:
+  /// Deletes it now (JMS delete()). Throws Error(InvalidArgument) while it has a consumer (close
+  /// them first), Error(BadDestination) if it no longer exists (removed before), Error(Closed)
+  /// once its connection is closed (it was deleted with it). Producers still open on it keep a
+  /// valid, orphaned mapping: see docs/api.md, "Request/reply and temporary destinations".
+  void remove();
+
+ private:
+  friend class Session;
+  TemporaryQueue(std::string name, std::weak_ptr<detail::ConnectionImpl> conn);
+  std::weak_ptr<detail::ConnectionImpl> conn_;
+};
+
+/// A topic made by Session::create_temporary_topic() (JMS TemporaryTopic); the same rules as
+/// TemporaryQueue.
+class TemporaryTopic : public Topic {
+ public:
+  /// Deletes it now; as TemporaryQueue::remove().
+  void remove();
+
+ private:
+  friend class Session;
+  TemporaryTopic(std::string name, std::weak_ptr<detail::ConnectionImpl> conn);
+  std::weak_ptr<detail::ConnectionImpl> conn_;
+};
+
 /// How a session acknowledges what its consumers receive from queues (topics need no acks).
 enum class AckMode : std::uint8_t {
   Auto,        ///< each message is acknowledged as receive() returns it (at-most-once if the process dies after)
@@ -390,6 +426,11 @@ class Session {
   Topic create_topic(const std::string& name) const { return Topic(name); }
   /// A Queue handle named `name`; the queue itself is created on first producer/consumer.
   Queue create_queue(const std::string& name) const { return Queue(name); }
+  /// A temporary queue owned by this session's connection (JMS createTemporaryQueue), created now
+  /// with `opts` (geometry, max_deliveries, redelivery_delay; no dead-letter queue). Throws Error.
+  TemporaryQueue create_temporary_queue(const DestinationOptions& opts = {});
+  /// A temporary topic owned by this session's connection (JMS createTemporaryTopic).
+  TemporaryTopic create_temporary_topic(const DestinationOptions& opts = {});
   /// A producer on `dest`, creating the destination with `opts` if it does not exist.
   MessageProducer create_producer(const Destination& dest, const ProducerOptions& popts = {},
                                   const DestinationOptions& opts = {});

@@ -40,6 +40,7 @@ struct DestinationStats {
   std::uint64_t ack_timeouts = 0;   ///< deliveries taken back after the consumer's ack timeout
   std::uint64_t dropped = 0;        ///< dead letters dropped (no DLQ), cumulative
   std::string dlq;                  ///< "queue://DLQ.NAME" when dead letters go there, else ""
+  bool temporary = false;           ///< a temporary destination (Session::create_temporary_queue/topic)
 };
 
 /// One attached client process.

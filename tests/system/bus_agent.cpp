@@ -61,6 +61,20 @@
 //                   commit      Session::commit()       -> "commit ok"
 //                   rollback    Session::rollback()     -> "rollback ok"
 //                   exit        close and exit 0
+//
+// Request/reply (temporary destinations):
+//   replier       --dir D --queue Q [--count N]
+//                 print "ready consumer=C", then N times (default 1): receive a request from Q
+//                 and answer it with a TextMessage "reply:<request text>" carrying the request's
+//                 correlation id, sent by a fresh producer on Destination::parse(reply_to); print
+//                 "replied to=URI correlation=ID status=S", or "reply-failed code=ERRORCODE
+//                 to=URI correlation=ID" when the producer cannot be created (the full message on
+//                 stderr); then "done replied=K failed=F".
+//   temp-hold     --dir D (--queue X | --topic X)
+//                 create a temporary queue (--queue) or topic (--topic; X is not used) and a
+//                 consumer on it, print "temp uri=URI consumer=C", then block until a line on
+//                 stdin (or EOF): close the connection, print "bye", exit 0. Killed, it shows
+//                 the daemon deleting a dead process's temporary destination.
 // Queue options: --ack auto|client|dups_ok|individual|transacted, --ack-timeout-ms T (default
 // 30000; 0: none), --batch B (ConsumerOptions::dups_ok_batch, default 32), --max-deliveries N.
 #include "common/paths.hpp"
@@ -78,6 +92,7 @@
 #include <poll.h>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -609,6 +624,63 @@ int qclient(const Args& a) {
   return 0;
 }
 
+// ------------------------------------------------------------------ request/reply
+
+int replier(const Args& a) {
+  Session_ s(a);
+  auto c = s.session.create_consumer(Queue(a.queue), consumer_options(a), queue_geometry(a));
+  say("ready consumer=" + std::to_string(c.id()));
+  const std::uint64_t n = a.counts.empty() ? 1 : a.counts.front();
+  std::uint64_t replied = 0, failed = 0;
+  Message m;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    const auto r = c.receive(m, std::chrono::milliseconds(a.timeout_ms));
+    if (r.status != Status::Ok) {
+      std::cerr << "bus_agent replier: receive returned " << to_string(r.status) << " after " << i << " request(s)\n";
+      say("error status=" + std::string(to_string(r.status)) + " received=" + std::to_string(i));
+      return 1;
+    }
+    // Copies: the message is a view into the consumer's buffer.
+    const std::string to(m.reply_to()), cid(m.correlation_id()), text(m.text());
+    try {
+      auto p = s.session.create_producer(Destination::parse(to));  // any connection may produce to it
+      TextMessage reply("reply:" + text);
+      reply.set_correlation_id(cid);
+      const Status st = p.send(reply);
+      ++(st == Status::Ok ? replied : failed);
+      say("replied to=" + to + " correlation=" + cid + " status=" + to_string(st));
+    } catch (const Error& e) {
+      ++failed;
+      std::cerr << "bus_agent replier: cannot answer to '" << to << "': " << to_string(e.code()) << ": " << e.what() << "\n";
+      say("reply-failed code=" + std::string(to_string(e.code())) + " to=" + to + " correlation=" + cid);
+    }
+  }
+  say("done replied=" + std::to_string(replied) + " failed=" + std::to_string(failed));
+  return 0;
+}
+
+int temp_hold(const Args& a) {
+  Session_ s(a);
+  std::string uri;
+  std::optional<MessageConsumer> c;
+  if (!a.queue.empty()) {
+    const auto t = s.session.create_temporary_queue(queue_geometry(a));
+    c.emplace(s.session.create_consumer(t, consumer_options(a)));
+    uri = t.uri();
+  } else {
+    const auto t = s.session.create_temporary_topic({a.capacity, a.max_size});
+    c.emplace(s.session.create_consumer(t, {strategy(a.wait), 0}));
+    uri = t.uri();
+  }
+  say("temp uri=" + uri + " consumer=" + std::to_string(c->id()));
+  std::string line;
+  std::getline(std::cin, line);
+  c.reset();
+  s.conn.close();
+  say("bye");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -624,6 +696,8 @@ int main(int argc, char** argv) {
     if (a.cmd == "qconsume") return qconsume(a);
     if (a.cmd == "qproduce-forever") return qproduce_forever(a);
     if (a.cmd == "qclient") return qclient(a);
+    if (a.cmd == "replier") return replier(a);
+    if (a.cmd == "temp-hold") return temp_hold(a);
     std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
     return 2;
   } catch (const shmbus::Error& e) {

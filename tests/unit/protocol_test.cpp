@@ -69,6 +69,7 @@ StatReply sample_stats() {
   q.ack_timeouts = 6;
   q.dropped = 8;
   q.dlq = "queue://DLQ.work";
+  q.temporary = true;
   s.destinations = {d, q};
   return s;
 }
@@ -172,6 +173,38 @@ TEST(Protocol_test, StatReplyRoundTripsClientsDestinationsAndSubscribers) {
   EXPECT_EQ(q.ack_timeouts, 6U);
   EXPECT_EQ(q.dropped, 8U);
   EXPECT_EQ(q.dlq, "queue://DLQ.work");
+  EXPECT_TRUE(q.temporary);
+  EXPECT_FALSE(d.temporary);
+}
+
+TEST(Protocol_test, CreateTempRoundTrips) {
+  const auto sut = round_trip(CreateTemp{2, 1U << 10, 512, 7, 250'000'000ULL});
+  EXPECT_EQ(sut.kind, 2U);
+  EXPECT_EQ(sut.capacity, 1U << 10);
+  EXPECT_EQ(sut.max_message_size, 512U);
+  EXPECT_EQ(sut.max_deliveries, 7U);
+  EXPECT_EQ(sut.redelivery_delay_ns, 250'000'000ULL);
+}
+
+TEST(Protocol_test, TempOkRoundTrips) {
+  const auto sut = round_trip(TempOk{12, "TMP.0a1b2c3d.42"});
+  EXPECT_EQ(sut.dest_id, 12U);
+  EXPECT_EQ(sut.name, "TMP.0a1b2c3d.42");
+}
+
+TEST(Protocol_test, DeleteTempRoundTrips) {
+  const auto sut = round_trip(DeleteTemp{1, "TMP.0a1b2c3d.43"});
+  EXPECT_EQ(sut.kind, 1U);
+  EXPECT_EQ(sut.name, "TMP.0a1b2c3d.43");
+}
+
+TEST(Protocol_test, TemporaryMessagesAreValidHeaderTypes) {
+  for (auto t : {MsgType::CreateTemp, MsgType::TempOk, MsgType::DeleteTemp}) {
+    const auto frame = Writer{}.frame(t, 1);
+    EXPECT_EQ(decode_header(frame.data()).type, t);
+  }
+  EXPECT_EQ(kLastMsgType, static_cast<std::uint16_t>(MsgType::DeleteTemp));
+  EXPECT_GE(kProtocolVersion, 3U) << "temporary destinations changed the wire: version 3";
 }
 
 TEST(Protocol_test, FrameHeaderDecodesTypeLengthAndRequestId) {
@@ -210,7 +243,7 @@ TEST(Protocol_test, DecodeHeaderRejectsBadMagic) {
 
 TEST(Protocol_test, DecodeHeaderRejectsUnknownType) {
   expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 0); }, "unknown control message type 0");
-  expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 11); }, "unknown control message type 11");
+  expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 14); }, "unknown control message type 14");
   expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 0xFFFF); }, "type 65535");
 }
 
@@ -237,6 +270,9 @@ TEST(Protocol_test, TruncatedBodyOfEveryMessageThrowsProtocolError) {
   expect_every_prefix_truncated(OpenOk{1, 2, 3, 4, "s", 5});
   expect_every_prefix_truncated(CloseEndpoint{1, 2});
   expect_every_prefix_truncated(sample_stats());
+  expect_every_prefix_truncated(CreateTemp{2, 8, 64, 1, 2});
+  expect_every_prefix_truncated(TempOk{1, "TMP.x.1"});
+  expect_every_prefix_truncated(DeleteTemp{1, "TMP.x.1"});
 }
 
 TEST(Protocol_test, StringFieldLongerThan65535IsRefusedWhenEncoding) {
@@ -270,6 +306,9 @@ int decode_all(const std::vector<std::uint8_t>& body) {
   attempt(OpenOk{});
   attempt(CloseEndpoint{});
   attempt(StatReply{});
+  attempt(CreateTemp{});
+  attempt(TempOk{});
+  attempt(DeleteTemp{});
   return refused;
 }
 
@@ -315,7 +354,7 @@ TEST(Protocol_test, RandomHeadersAreEitherValidOrProtocolError) {
     for (auto& b : h) b = static_cast<std::uint8_t>(rng());
     if (i % 2 == 0) {  // mostly plausible headers, so every check is reached
       put_u32(h, kMagic);
-      put_u16(h + 4, static_cast<std::uint16_t>(rng() % 12));
+      put_u16(h + 4, static_cast<std::uint16_t>(rng() % (kLastMsgType + 2)));
       put_u16(h + 6, static_cast<std::uint16_t>(rng() % 8 == 0));
       put_u32(h + 8, static_cast<std::uint32_t>(rng() % (2 * kMaxBody)));
     }
@@ -324,7 +363,7 @@ TEST(Protocol_test, RandomHeadersAreEitherValidOrProtocolError) {
       ++accepted;
       EXPECT_LE(sut.body_len, kMaxBody);
       EXPECT_GE(static_cast<unsigned>(sut.type), 1U);
-      EXPECT_LE(static_cast<unsigned>(sut.type), 10U);
+      EXPECT_LE(static_cast<unsigned>(sut.type), unsigned{kLastMsgType});
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::ProtocolError);
       EXPECT_GT(std::string(e.what()).size(), 0U);
