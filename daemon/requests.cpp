@@ -436,11 +436,19 @@ void Conductor::remove_temp(std::map<std::string, Dest>::iterator it, const std:
   }
   info("removed temporary " + it->first + " (" + why + "; " + std::to_string(d.shm->size() >> 10) +
        " KiB shared memory freed" +
-       (others ? "; " + std::to_string(others) + " producer(s) of other clients keep an orphaned mapping" : std::string()) +
+       (others ? "; " + std::to_string(others) + " producer(s) of other clients get Status::Closed from now on" : std::string()) +
        ")");
   // As in expire_idle_topics: the name goes now; the janitor's mapping until it handles
   // TopicRemoved; a client's until it closes its endpoints. Dest ids are never reused, so a later
   // CloseEndpoint naming this one finds nothing to release and succeeds.
+  // Release: producers still attached (other clients) see it on their next send and get
+  // Status::Closed; a queue producer parked on a full queue is woken to see it.
+  if (d.queue) {
+    d.qring.header().removed.store(1, std::memory_order_release);
+    d.qring.wake_producers();
+  } else {
+    d.ring.header().removed.store(1, std::memory_order_release);
+  }
   d.shm->unlink();
   janitor_.inbox().enqueue(TopicRemoved{d.id});
   dests_.erase(it);

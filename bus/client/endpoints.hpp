@@ -41,7 +41,14 @@ struct EndpointBase {
   virtual void before_close() noexcept {}
   /// Tells the daemon we are gone (best effort: a dead daemon needs no telling).
   void close_endpoint() noexcept;
-  bool usable() const noexcept { return !closed && !conn->closed.load(std::memory_order_relaxed); }
+  /// The destination's `removed` word (TopicHeader / QueueHeader): set when the daemon deletes it.
+  const std::atomic<std::uint32_t>* removed = nullptr;
+  bool usable() const noexcept {
+    // Relaxed: hints. A send racing the close or the deletion may still land (in a mapping
+    // nobody reads any more); every later one sees it.
+    return !closed && !conn->closed.load(std::memory_order_relaxed) &&
+           (removed == nullptr || removed->load(std::memory_order_relaxed) == 0);
+  }
 };
 
 struct ProducerImpl : EndpointBase {

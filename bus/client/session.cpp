@@ -130,6 +130,7 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
     if (o.ok.entry_index >= q.header().max_producers)
       throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range producer index");
     p->queue = true;
+    p->removed = &q.header().removed;
     p->qwriter = ring::QueueWriter(q, o.ok.entry_index);
     if (impl_->mode == AckMode::Transacted) p->pending.reserve(256);
     impl_->producers.push_back(p.get());
@@ -138,6 +139,7 @@ MessageProducer Session::create_producer(const Destination& dest, const Producer
   const ring::TopicRing ring(o.map->base());
   if (o.ok.entry_index >= ring.header().max_producers)
     throw Error(ErrorCode::ProtocolError, "daemon returned an out-of-range producer index");
+  p->removed = &ring.header().removed;
   p->writer = ring::TopicWriter(ring, ring.producer(o.ok.entry_index), impl_->conn->client_index, o.ok.endpoint_id);
   return MessageProducer(std::move(p));
 }

@@ -117,6 +117,8 @@ struct alignas(kHotBlock) QueueHeader {
   std::uint64_t fifos_off;
   std::uint64_t slots_off;
   char name[72];
+  // As on topics: the daemon deleted this queue (a temporary one); producers get Status::Closed.
+  std::atomic<std::uint32_t> removed;
   // --- consumers' futex: bumped when a slot becomes READY and someone is parked.
   alignas(kHotBlock) std::atomic<std::uint32_t> notify_seq;
   std::atomic<std::uint32_t> waiters;
@@ -197,6 +199,7 @@ static_assert(offsetof(QueueHeader, slot_count) == 24);
 static_assert(offsetof(QueueHeader, redelivery_delay_ns) == 56);
 static_assert(offsetof(QueueHeader, producers_off) == 72);
 static_assert(offsetof(QueueHeader, name) == 136);
+static_assert(offsetof(QueueHeader, removed) == 208);
 static_assert(offsetof(QueueHeader, notify_seq) == 256);
 static_assert(offsetof(QueueHeader, ready_mask) == 264);
 static_assert(offsetof(QueueHeader, space_seq) == 384);

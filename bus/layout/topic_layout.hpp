@@ -70,6 +70,10 @@ struct alignas(kHotBlock) TopicHeader {
   std::uint32_t max_subscribers;
   std::uint32_t max_producers;
   char name[72];
+  // The daemon deleted this destination (a temporary one, with its connection): producers still
+  // attached get Status::Closed. Written once (release), read by sends (relaxed: a hint).
+  std::atomic<std::uint32_t> removed;
+  std::uint32_t reserved_config;
   // --- tail block: the claim counter, the only word producers contend on.
   alignas(kHotBlock) std::atomic<std::uint64_t> tail;
   // --- notify block: futex word and parked-waiter count.
@@ -120,6 +124,7 @@ static_assert(sizeof(TopicHeader) == 512);
 static_assert(offsetof(TopicHeader, layout_version) == 8);
 static_assert(offsetof(TopicHeader, slot_count) == 24);
 static_assert(offsetof(TopicHeader, name) == 48);
+static_assert(offsetof(TopicHeader, removed) == 120);
 static_assert(offsetof(TopicHeader, tail) == 128);
 static_assert(offsetof(TopicHeader, notify_seq) == 256);
 static_assert(offsetof(TopicHeader, waiters) == 260);
