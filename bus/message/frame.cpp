@@ -4,6 +4,7 @@
 #include "message/ascii.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -262,6 +263,19 @@ bool valid_utf8(std::string_view s) noexcept {
   return true;
 }
 
+namespace {
+/// 1 for the ASCII bytes a selector identifier may hold after its first character.
+constexpr std::array<std::uint8_t, 256> make_ident_table() noexcept {
+  std::array<std::uint8_t, 256> t{};
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = 1;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = 1;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = 1;
+  t['_'] = t['$'] = 1;
+  return t;
+}
+constexpr std::array<std::uint8_t, 256> kIdentChar = make_ident_table();
+}  // namespace
+
 bool valid_property_name(std::string_view s) noexcept {
   if (s.empty() || s.size() > kMaxNameLength) return false;
   const auto first = static_cast<unsigned char>(s[0]);
@@ -269,20 +283,24 @@ bool valid_property_name(std::string_view s) noexcept {
   bool ascii = true;
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
-    if (!ok) {
+    if (kIdentChar[c] == 0) {
       if (c < 0x80) return false;
       ascii = false;  // non-ASCII counts as a letter (Java identifiers), if it is valid UTF-8
     }
   }
   if (!ascii && !valid_utf8(s)) return false;
   // Keywords are 2-7 letters starting with one of A B E F I L N O T.
-  const auto up = static_cast<char>(first & 0xDF);
-  if (s.size() >= 2 && s.size() <= 7 && std::string_view("ABEFILNOT").find(up) != std::string_view::npos) {
-    static constexpr std::string_view kKeywords[] = {"NULL", "TRUE", "FALSE", "NOT", "AND", "OR",
-                                                     "BETWEEN", "LIKE", "IN", "IS", "ESCAPE"};
-    for (auto k : kKeywords)
-      if (iequals_upper(s, k)) return false;
+  if (s.size() >= 2 && s.size() <= 7) {
+    switch (static_cast<char>(first & 0xDF)) {
+      case 'A': case 'B': case 'E': case 'F': case 'I': case 'L': case 'N': case 'O': case 'T': {
+        static constexpr std::string_view kKeywords[] = {"NULL", "TRUE", "FALSE", "NOT", "AND", "OR",
+                                                         "BETWEEN", "LIKE", "IN", "IS", "ESCAPE"};
+        for (auto k : kKeywords)
+          if (iequals_upper(s, k)) return false;
+        break;
+      }
+      default: break;
+    }
   }
   if (s.size() >= 3 && s[0] == 'J' && s[1] == 'M' && s[2] == 'S') {
     if (!s.starts_with("JMSX") && !s.starts_with("JMS_")) return false;
