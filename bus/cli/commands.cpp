@@ -179,7 +179,8 @@ void print_json(const BusStats& s) {
     const bool queue = is_queue(d);
     std::cout << (i ? "," : "") << "{\"name\":\"" << json_escape(d.uri) << "\",\"kind\":\""
               << (queue ? "queue" : "topic") << "\",\"capacity\":" << d.capacity
-              << ",\"max_message_size\":" << d.max_message_size << ",\"shm_bytes\":" << d.shm_bytes;
+              << ",\"max_message_size\":" << d.max_message_size << ",\"shm_bytes\":" << d.shm_bytes
+              << ",\"temporary\":" << (d.temporary ? "true" : "false");
     if (queue) {
       std::cout << ",\"published\":" << d.tail << ",\"producers\":" << d.producers << ",\"consumers\":" << d.subscribers.size()
                 << ",\"depth\":" << d.depth << ",\"scheduled\":" << d.scheduled << ",\"in_flight\":" << d.in_flight
@@ -213,8 +214,8 @@ void print_text(const BusStats& s) {
   if (s.destinations.empty()) std::cout << "no destinations\n";
   for (const auto& d : s.destinations) {
     if (is_queue(d)) {
-      std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  published " << d.tail
-                << "  depth " << d.depth
+      std::cout << d.uri << (d.temporary ? " (temporary)" : "") << "  capacity " << d.capacity << " x "
+                << d.max_message_size << " B  published " << d.tail << "  depth " << d.depth
                 << "  scheduled " << d.scheduled << "  in-flight " << d.in_flight << "  producers " << d.producers
                 << "  consumers " << d.subscribers.size() << "  redelivered " << d.redelivered << "  dead-lettered "
                 << d.dead_lettered << "  expired " << d.expired << "  ack timeouts " << d.ack_timeouts << "  dropped "
@@ -224,8 +225,8 @@ void print_text(const BusStats& s) {
                   << "  received " << ss.received << "  acked " << ss.acked << "\n";
       continue;
     }
-    std::cout << d.uri << "  capacity " << d.capacity << " x " << d.max_message_size << " B  published " << d.tail
-              << "  producers " << d.producers << "  consumers " << d.subscribers.size() << "  holes repaired "
+    std::cout << d.uri << (d.temporary ? " (temporary)" : "") << "  capacity " << d.capacity << " x "
+              << d.max_message_size << " B  published " << d.tail << "  producers " << d.producers << "  consumers " << d.subscribers.size() << "  holes repaired "
               << d.holes_repaired << "\n";
     for (const auto& ss : d.subscribers)
       std::cout << "    consumer " << ss.consumer_id << " (pid " << ss.pid << ")  position " << ss.position << "  lag "

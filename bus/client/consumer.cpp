@@ -191,6 +191,9 @@ ReceiveResult MessageConsumer::receive_no_wait(Message& out) noexcept {
 }
 
 std::uint64_t MessageConsumer::lost_total() const noexcept { return impl_ ? impl_->lost_total : 0; }
+std::uint64_t MessageConsumer::skipped_total() const noexcept { return impl_ ? impl_->skipped : 0; }
+std::uint64_t MessageConsumer::expired_total() const noexcept { return impl_ ? impl_->expired : 0; }
+std::uint64_t MessageConsumer::malformed_total() const noexcept { return impl_ ? impl_->malformed : 0; }
 std::uint32_t MessageConsumer::id() const noexcept { return impl_ ? impl_->id : 0; }
 void MessageConsumer::close() {
   if (impl_) impl_->close_endpoint();

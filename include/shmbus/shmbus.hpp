@@ -392,6 +392,12 @@ class MessageConsumer {
   void set_message_listener(std::function<void(const Message&)> on_message);
   /// Messages lost to lapping since the consumer was created.
   std::uint64_t lost_total() const noexcept;
+  /// Topics: messages skipped because they did not match the selector.
+  std::uint64_t skipped_total() const noexcept;
+  /// Topics: messages dropped because they were past their JMSExpiration when they arrived.
+  std::uint64_t expired_total() const noexcept;
+  /// Messages whose frame failed validation (a broken producer), never handed out.
+  std::uint64_t malformed_total() const noexcept;
   /// Daemon-assigned consumer id.
   std::uint32_t id() const noexcept;
   /// Detaches from the destination. Idempotent.
