@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PKGS=(g++ cmake make libboost-dev libconcurrentqueue-dev libbenchmark-dev libgtest-dev libgmock-dev)
+# clang + libclang-rt-dev (the libFuzzer runtime, only recommended by clang): scripts/fuzz.sh.
+PKGS=(g++ cmake make libboost-dev libconcurrentqueue-dev libbenchmark-dev libgtest-dev libgmock-dev clang libclang-rt-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Release build with warnings fatal, then ASan+UBSan, then TSan on the
-# concurrent tests, then `shmbus-bench compare --quick` to keep the benchmark suite and its peers
-# working (no timing assertions).
+# concurrent tests, then 20 s of libFuzzer per fuzz target (scripts/fuzz.sh), then
+# `shmbus-bench compare --quick` to keep the benchmark suite and its peers working (no timing
+# assertions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CTEST_OUTPUT_ON_FAILURE=1
@@ -20,6 +21,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "== TSan build, concurrent tests"
 bash scripts/setup.sh build-tsan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=thread -DSHMBUS_BUILD_BENCH=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --timeout 600
+
+echo "== libFuzzer: the frame decoder and the selector parser, 20 s each (clang, ASan+UBSan)"
+bash scripts/fuzz.sh 20
 
 echo "== benchmark smoke run: every mechanism side by side (figures only, nothing asserted)"
 build/bench/shmbus-bench compare --quick

@@ -436,6 +436,10 @@ class SelectorParser {
 
   std::pair<std::uint32_t, std::uint32_t> compile_like(std::string_view p, std::string_view esc, std::size_t pos) {
     std::string out;
+    // Whether the last element written is the '%' wildcard (a run of them is one). Tracked, not
+    // read back from `out`: a literal NUL ("\0\0") then a literal '%' ends in the same two bytes
+    // as the wildcard ("\0" kAny) — the fuzzer's LIKE oracle found that.
+    bool last_any = false;
     for (std::size_t i = 0; i < p.size();) {
       if (!esc.empty() && p.substr(i, esc.size()) == esc) {
         i += esc.size();
@@ -445,15 +449,18 @@ class SelectorParser {
           if (p[i] == '\0') out.push_back('\0');
           out.push_back(p[i]);
         }
+        last_any = false;
       } else if (p[i] == '_' || p[i] == '%') {
-        if (!(p[i] == '%' && out.size() >= 2 && out[out.size() - 2] == '\0' && out.back() == kAny)) {
+        if (!(p[i] == '%' && last_any)) {
           out.push_back('\0');
           out.push_back(p[i] == '_' ? kOne : kAny);
         }
+        last_any = p[i] == '%';
         ++i;
       } else {
         if (p[i] == '\0') out.push_back('\0');
         out.push_back(p[i++]);
+        last_any = false;
       }
     }
     return {intern(out), static_cast<std::uint32_t>(out.size())};

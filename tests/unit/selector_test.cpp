@@ -212,6 +212,17 @@ TEST(Selector_test, LikeMatchesUnderscoreAndPercentWithEscape) {
   });
 }
 
+// Found by fuzz_selector's LIKE oracle: a literal NUL then an escaped '%' compiled to the same
+// bytes as a '%' wildcard, so the next '%' was merged into it and dropped.
+TEST(Selector_test, LikeWithANulThenAnEscapedPercentKeepsTheNextWildcard) {
+  MapSource props;
+  props.set("s", Value::string(std::string_view("\0%abc", 5)));
+  const auto sut = Selector::parse(std::string_view("s LIKE '\0!%%' ESCAPE '!'", 24));
+  EXPECT_TRUE(sut.matches(props));
+  const auto exact = Selector::parse(std::string_view("s LIKE '\0!%' ESCAPE '!'", 23));
+  EXPECT_FALSE(exact.matches(props));  // without the wildcard, "abc" is left over
+}
+
 TEST(Selector_test, BareIdentifiersAreBooleansOnlyWhenTheValueIsOne) {
   run_table({{"t", T}, {"f_", F}, {"missing", U}, {"region", U}, {"i32", U}, {"NOT region", U}, {"TRUE", T}, {"FALSE", F}});
 }
