@@ -18,7 +18,8 @@
 //                  0 seq u64    lap tag: == pos free for the push at pos, == pos + 1 full for the
 //                               pop at pos; a pop publishes pos + capacity (free for the next lap)
 //                  8 value u32  the slot number, or kNoValue (a tombstone: a dead push, repaired)
-//                 12 pad u32
+//                 12 tag u32    ready rings of a queue: the slot's generation (low 32 bits) when it
+//                               was pushed, so a scan tells a live entry from a stale one; else 0
 //
 // ClaimRecord (128 bytes, one per participant = process x role x ring, inside the enclosing
 // layout's per-client entries or an array of its own; each on its own 128-byte block because its
@@ -65,7 +66,7 @@ struct alignas(kHotBlock) IndexRingHeader {
 struct IndexCell {
   std::atomic<std::uint64_t> seq;
   std::uint32_t value;
-  std::uint32_t pad;
+  std::uint32_t tag;  // queue ready rings: the slot's generation (low 32 bits) when pushed; else 0
 };
 
 /// Like ProducerEntry::claim_seq on topics: how the daemon tells a live participant's claimed
@@ -89,7 +90,7 @@ static_assert(std::is_standard_layout_v<IndexCell>);
 static_assert(sizeof(IndexCell) == 16);
 static_assert(alignof(IndexCell) == 8);
 static_assert(offsetof(IndexCell, value) == 8);
-static_assert(offsetof(IndexCell, pad) == 12);
+static_assert(offsetof(IndexCell, tag) == 12);
 static_assert(std::is_standard_layout_v<ClaimRecord>);
 static_assert(sizeof(ClaimRecord) == 128);
 static_assert(offsetof(ClaimRecord, owner) == 8);

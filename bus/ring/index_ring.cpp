@@ -46,7 +46,7 @@ bool IndexRing::init(void* base, std::uint32_t capacity) noexcept {
   auto* cells = reinterpret_cast<IndexCell*>(static_cast<std::byte*>(base) + layout::index_cells_offset());
   for (std::uint32_t i = 0; i < capacity; ++i) {
     cells[i].value = kNoValue;
-    cells[i].pad = 0;
+    cells[i].tag = 0;
     cells[i].seq.store(i, std::memory_order_relaxed);  // free for the push at position i
   }
   return true;
@@ -60,7 +60,7 @@ void IndexRing::init_record(ClaimRecord& r, std::uint32_t owner, layout::ClaimRo
   r.state.store(static_cast<std::uint32_t>(role), std::memory_order_release);
 }
 
-IndexStatus IndexRing::try_push(std::uint32_t value, ClaimRecord& rec) noexcept {
+IndexStatus IndexRing::try_push(std::uint32_t value, ClaimRecord& rec, std::uint32_t tag) noexcept {
   assert(value != kNoValue);
   auto& h = *hdr_;
   bool announced = false;
@@ -89,8 +89,11 @@ IndexStatus IndexRing::try_push(std::uint32_t value, ClaimRecord& rec) noexcept 
         // SYNC: release pairs with the repairer's acquire load of op_pos: a repairer that reads a
         // later value (our next operation) sees this position's publish.
         rec.op_pos.store(pos, std::memory_order_release);
-        c->value = value;
-        // SYNC: release pairs with the popper's acquire load of seq (value visible).
+        // Relaxed atomic stores: in-place readers (a queue's selector scan, the browser) may read
+        // the cell of an older lap meanwhile; they re-check seq after reading (a seqlock).
+        std::atomic_ref<std::uint32_t>(c->value).store(value, std::memory_order_relaxed);
+        std::atomic_ref<std::uint32_t>(c->tag).store(tag, std::memory_order_relaxed);
+        // SYNC: release pairs with the popper's acquire load of seq (value and tag visible).
         c->seq.store(pos + 1, std::memory_order_release);
         // SYNC: release pairs with the repairer's acquire load of op_pos: a repairer that sees us
         // idle sees our publish, so its CAS from the seq it judged (pos) fails.
@@ -122,7 +125,8 @@ IndexStatus IndexRing::try_push(std::uint32_t value, ClaimRecord& rec) noexcept 
   }
 }
 
-IndexStatus IndexRing::try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold) noexcept {
+IndexStatus IndexRing::try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold,
+                               std::uint32_t* tag) noexcept {
   auto& h = *hdr_;
   bool announced = false;
   // Relaxed: a hint; the cell's seq (acquire) decides.
@@ -145,6 +149,7 @@ IndexStatus IndexRing::try_pop(std::uint32_t& value, ClaimRecord& rec, std::atom
         // SYNC: release pairs with the repairer's acquire load of op_pos (see try_push).
         rec.op_pos.store(pos, std::memory_order_release);
         const std::uint32_t v = c->value;
+        if (tag != nullptr) *tag = c->tag;
         // Relaxed: ordered before the publish below by its release; read by the daemon only
         // after this process is gone (or has closed the endpoint).
         if (hold != nullptr && v != kNoValue) hold->store(v, std::memory_order_relaxed);

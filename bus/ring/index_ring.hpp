@@ -44,11 +44,14 @@ class IndexRing {
   static void init_record(ClaimRecord& r, std::uint32_t owner, layout::ClaimRole role) noexcept;
 
   /// Pushes `value` (never kNoValue: that is the tombstone). Full: `capacity` values are queued.
-  IndexStatus try_push(std::uint32_t value, ClaimRecord& rec) noexcept;
+  /// `tag` rides along with the value (queue ready rings: the slot's generation).
+  IndexStatus try_push(std::uint32_t value, ClaimRecord& rec, std::uint32_t tag = 0) noexcept;
   /// Pops the oldest value, skipping tombstones. Empty: nothing pushed is waiting.
   /// `hold`, when given, receives the value before the pop is published (the queue layer's
   /// crash-recovery word: a popper that dies after publishing still names what it took).
-  IndexStatus try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold = nullptr) noexcept;
+  /// `tag`, when given, receives the popped entry's tag.
+  IndexStatus try_pop(std::uint32_t& value, ClaimRecord& rec, std::atomic<std::uint64_t>* hold = nullptr,
+                      std::uint32_t* tag = nullptr) noexcept;
   /// True when no push has been claimed past the head (a hint). `mo` is acquire, or seq_cst when
   /// it is one half of a Dekker handshake with a push (whose tail CAS is seq_cst).
   bool looks_empty(std::memory_order mo = std::memory_order_acquire) const noexcept {

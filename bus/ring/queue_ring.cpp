@@ -143,13 +143,19 @@ void QueueRing::wake_producers() const noexcept {
   wake_waiters(hdr_->space_seq, hdr_->space_waiters);
 }
 
-void QueueRing::push(IndexRing r, std::uint32_t slot, ClaimRecord& rec) noexcept {
-  while (r.try_push(slot, rec) != IndexStatus::Ok) _mm_pause();
+void QueueRing::push(IndexRing r, std::uint32_t slot, ClaimRecord& rec, std::uint32_t tag) noexcept {
+  while (r.try_push(slot, rec, tag) != IndexStatus::Ok) _mm_pause();
 }
 
 void QueueRing::push_ready(std::uint32_t slot, ClaimRecord& rec) const noexcept {
   const std::uint32_t prio = std::min<std::uint32_t>(this->slot(slot)->priority, layout::kPriorities - 1);
-  push(ready_ring(prio), slot, rec);
+  // The cell's tag: the generation of the READY word this entry announces (our caller just
+  // stored it, or found it). Acquire, for the same reason as every reader of the word. If the
+  // slot moved on meanwhile the entry is stale whatever its tag says, and the scans skip it; in
+  // the rare case the slot is READY again in a later life, the entry is a duplicate of that
+  // life's own entry, which the CAS makes harmless.
+  const std::uint32_t gen = QWord::gen_lo(this->slot(slot)->state.load(std::memory_order_acquire));
+  push(ready_ring(prio), slot, rec, gen);
   // SYNC: Dekker with clear_ready_bit(), all four operations seq_cst: our push (the seq_cst CAS
   // of the ring's tail), then the mask load; the consumer clears the bit (seq_cst RMW), then
   // loads the ring's tail (seq_cst). Either we see the bit cleared and set it, or it sees our
@@ -395,12 +401,15 @@ TakeStatus QueueReader::take_matching(QueueDelivery& d, const Filter& f) noexcep
       const std::uint64_t seq = c->seq.load(std::memory_order_acquire);
       if (seq < pos + 1) break;         // claimed, not yet published: look again next time
       if (seq != pos + 1) continue;     // popped meanwhile (it is below the head now)
-      const std::uint32_t s = c->value;
+      // Relaxed: a seqlock read of the cell, validated by the seq re-check below.
+      const std::uint32_t s = std::atomic_ref<std::uint32_t>(c->value).load(std::memory_order_relaxed);
+      const std::uint32_t tag = std::atomic_ref<std::uint32_t>(c->tag).load(std::memory_order_relaxed);
       // Acquire: the cell still holds `s` for position pos (a fence-free seqlock re-check).
       if (c->seq.load(std::memory_order_acquire) != pos + 1 || s >= q_.slot_count()) continue;
       // Acquire: pairs with the release that made it READY (header and payload visible).
       const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
-      if (QWord::state(w) != QState::Ready) continue;  // taken from here or a stale duplicate
+      // Taken from here, or a stale entry of an earlier life of the slot: not this cell's message.
+      if (QWord::state(w) != QState::Ready || QWord::gen_lo(w) != tag) continue;
       if (expire_if_due(s, w)) continue;
       // The filter reads the slot while it is READY. If anyone takes it meanwhile the word
       // changes and the claim below fails, so a verdict on torn bytes is never acted on.
@@ -428,23 +437,30 @@ void QueueReader::tidy_head(std::uint32_t p, const Filter& f) noexcept {
     if (end <= head) return;
     IndexCell* c = r.cell(head);
     if (c->seq.load(std::memory_order_acquire) != head + 1) return;
-    const std::uint32_t s = c->value;
+    // Relaxed: seqlock reads, validated by the re-check.
+    const std::uint32_t s = std::atomic_ref<std::uint32_t>(c->value).load(std::memory_order_relaxed);
+    const std::uint32_t tag = std::atomic_ref<std::uint32_t>(c->tag).load(std::memory_order_relaxed);
     if (c->seq.load(std::memory_order_acquire) != head + 1) return;
     if (s < q_.slot_count()) {
       // Acquire: as in take_matching().
       const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
-      // A READY head is popped only when the ring holds more entries than there are slots, which
-      // proves stale entries behind it (a scan took them in place) and a head nobody here wants:
-      // it goes round to the tail so the stale entries can be dropped and producers keep room.
-      if (QWord::state(w) == QState::Ready && (end - head <= q_.slot_count() || f.fn(f.ctx, s, w))) return;
+      // A live head (READY in the life this entry announces) is popped only when the ring holds
+      // more entries than there are slots, which proves stale entries (a scan took them in
+      // place), and only when nobody here wants it: it goes round to the tail so that the stale
+      // entries behind it can be dropped and producers keep room.
+      const bool live = QWord::state(w) == QState::Ready && QWord::gen_lo(w) == tag;
+      if (live && (end - head <= q_.slot_count() || f.fn(f.ctx, s, w))) return;
     }
-    std::uint32_t v = 0;
-    if (r.try_pop(v, e_->pop, &e_->held) != IndexStatus::Ok) return;
+    std::uint32_t v = 0, vtag = 0;
+    if (r.try_pop(v, e_->pop, &e_->held, &vtag) != IndexStatus::Ok) return;
     // Acquire: as above, for the entry actually popped (another popper may have won the head).
-    if (v < q_.slot_count() && QWord::state(q_.slot(v)->state.load(std::memory_order_acquire)) == QState::Ready) {
-      q_.push_ready(v, e_->push);  // READY: never dropped; to the tail (re-announced if we die here)
-      // Relaxed: statistics.
-      q_.header().selector_rotations.fetch_add(1, std::memory_order_relaxed);
+    if (v < q_.slot_count()) {
+      const std::uint64_t w = q_.slot(v)->state.load(std::memory_order_acquire);
+      if (QWord::state(w) == QState::Ready && QWord::gen_lo(w) == vtag) {
+        q_.push_ready(v, e_->push);  // live: never dropped; to the tail (re-announced if we die here)
+        // Relaxed: statistics.
+        q_.header().selector_rotations.fetch_add(1, std::memory_order_relaxed);
+      }
     }
     // Relaxed: crash word.
     e_->held.store(kQueueNoSlot, std::memory_order_relaxed);

@@ -82,7 +82,7 @@ class QueueRing {
   void wake_producers() const noexcept;
   /// Pushes until Ok. Busy clears when the older operation publishes (or the daemon repairs a
   /// dead one); Full can only come from crash-recovery duplicates and clears as they are popped.
-  static void push(IndexRing r, std::uint32_t slot, layout::ClaimRecord& rec) noexcept;
+  static void push(IndexRing r, std::uint32_t slot, layout::ClaimRecord& rec, std::uint32_t tag = 0) noexcept;
   /// Makes a slot whose state is READY reachable: pushes it to ready[priority], sets its bit in
   /// ready_mask if clear, and wakes parked consumers.
   void push_ready(std::uint32_t slot, layout::ClaimRecord& rec) const noexcept;
