@@ -174,12 +174,13 @@ bool QueueAgent::move_to_dlq(Queue& q, Queue& dlq, std::uint32_t slot, std::uint
   const std::uint32_t len = src->length;  // fits: checked above
   std::memcpy(dlq.q.payload(ds), q.q.payload(slot), len);
   dst->deliver_at_ns = 0;
-  dst->expires_at_ns = 0;
+  // Relaxed atomic stores: as QueueWriter::publish (readers of stale entries may look).
+  std::atomic_ref<std::uint64_t>(dst->expires_at_ns).store(0, std::memory_order_relaxed);
   dst->timestamp_ns = src->timestamp_ns;
   dst->producer_seq = src->producer_seq;
   dst->producer_id = src->producer_id;
   dst->length = len;
-  dst->priority = src->priority;
+  std::atomic_ref<std::uint8_t>(dst->priority).store(src->priority, std::memory_order_relaxed);
   dst->flags = src->flags & layout::kQFlagFramed;  // a frame stays a frame (its bytes are copied as they are)
   dst->reason = src->reason;
   dst->incarnation = src->incarnation;

@@ -148,7 +148,10 @@ void QueueRing::push(IndexRing r, std::uint32_t slot, ClaimRecord& rec, std::uin
 }
 
 void QueueRing::push_ready(std::uint32_t slot, ClaimRecord& rec) const noexcept {
-  const std::uint32_t prio = std::min<std::uint32_t>(this->slot(slot)->priority, layout::kPriorities - 1);
+  // Relaxed atomic load: a rotation may push a slot that others take and a producer rewrites
+  // meanwhile; a stale priority only sends the (then stale) entry to another ring.
+  const std::uint32_t prio = std::min<std::uint32_t>(
+      std::atomic_ref<std::uint8_t>(this->slot(slot)->priority).load(std::memory_order_relaxed), layout::kPriorities - 1);
   // The cell's tag: the generation of the READY word this entry announces (our caller just
   // stored it, or found it). Acquire, for the same reason as every reader of the word. If the
   // slot moved on meanwhile the entry is stale whatever its tag says, and the scans skip it; in
@@ -230,12 +233,15 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
   e_->held.store(slot, std::memory_order_relaxed);
   QueueSlotHeader* h = q_.slot(slot);
   h->deliver_at_ns = m.deliver_at_ns;
-  h->expires_at_ns = m.expires_at_ns;
+  // Relaxed atomic stores for the two fields that readers of a stale entry may look at while we
+  // own the slot (expire_if_due, push_ready): their verdict is discarded by a failing CAS.
+  std::atomic_ref<std::uint64_t>(h->expires_at_ns).store(m.expires_at_ns, std::memory_order_relaxed);
   h->timestamp_ns = m.timestamp_ns;
   h->producer_seq = m.producer_seq;
   h->producer_id = m.producer_id;
   h->length = m.length;
-  h->priority = std::min<std::uint8_t>(m.priority, layout::kPriorities - 1);
+  std::atomic_ref<std::uint8_t>(h->priority).store(std::min<std::uint8_t>(m.priority, layout::kPriorities - 1),
+                                                   std::memory_order_relaxed);
   h->flags = m.framed ? layout::kQFlagFramed : 0;
   h->reason = 0;
   h->origin_dest_id = 0;
@@ -307,7 +313,10 @@ bool QueueReader::window_full(std::uint64_t& tail) noexcept {
 
 bool QueueReader::expire_if_due(std::uint32_t s, std::uint64_t w) noexcept {
   QueueSlotHeader* h = q_.slot(s);
-  if (h->expires_at_ns == 0 || common::mono_ns() < h->expires_at_ns) return false;
+  // Relaxed: see publish(); a value from a later life only matters if the CAS below succeeds,
+  // and it cannot (the word changed).
+  const std::uint64_t exp = std::atomic_ref<std::uint64_t>(h->expires_at_ns).load(std::memory_order_relaxed);
+  if (exp == 0 || common::mono_ns() < exp) return false;
   // SYNC: acq_rel; one winner among duplicate poppers and scanners. The daemon decides DLQ or drop.
   if (h->state.compare_exchange_strong(w, QWord::next(w, QState::Expired), std::memory_order_acq_rel,
                                        std::memory_order_relaxed))
@@ -354,8 +363,8 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
     const std::uint32_t mask = q_.header().ready_mask.load(std::memory_order_acquire);
     for (std::uint32_t p = layout::kPriorities; p-- > 0 && !retry;) {
       if ((mask & (1U << p)) == 0) continue;
-      std::uint32_t s = 0;
-      const IndexStatus st = q_.ready_ring(p).try_pop(s, e_->pop, &e_->held);
+      std::uint32_t s = 0, tag = 0;
+      const IndexStatus st = q_.ready_ring(p).try_pop(s, e_->pop, &e_->held, &tag);
       if (st == IndexStatus::Busy) busy = true;
       if (st == IndexStatus::Empty) q_.clear_ready_bit(p);
       if (st != IndexStatus::Ok) continue;
@@ -363,7 +372,9 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
       // Acquire: pairs with the release store/CAS that made it READY: header and payload visible.
       const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
       bool took = false;
-      if (QWord::state(w) != QState::Ready) count_stale(q_.header());  // a duplicate entry: the slot moved on
+      // A stale entry: the slot moved on, or it is READY in a later life (which has its own
+      // entry: taking it here would deliver it ahead of older messages).
+      if (QWord::state(w) != QState::Ready || QWord::gen_lo(w) != tag) count_stale(q_.header());
       else if (!expire_if_due(s, w)) {
         took = claim(s, w, tail, d);
         if (!took) count_stale(q_.header());

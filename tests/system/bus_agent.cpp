@@ -26,7 +26,7 @@
 //                 are one transaction: print "pending n=N", then a line "commit" or "rollback" on
 //                 stdin ends it, then "done".
 //   qconsume      --dir D --queue Q --ack MODE [--out FILE] [--sync-out] [--batch B]
-//                 [--pause-after N] [--progress-every N] [--crash-after N]
+//                 [--pause-after N] [--progress-every N] [--crash-after N] [--selector EXPR]
 //                 print "ready", then receive until a "stop" line on stdin; after "stop" drain
 //                 what is left and print "done received=N redelivered=R bad=B". Every message is
 //                 recorded in FILE (16-byte records: u32 agent producer id, u32 delivery count,
@@ -37,7 +37,8 @@
 //                 after N messages print "paused n=N" and block (to be killed). --progress-every:
 //                 print "progress n=N" every N messages. --crash-after: SIGKILL itself as soon as
 //                 the N-th receive() returns, before recording the message (a crash while
-//                 processing it).
+//                 processing it). --selector: a JMS message selector (ConsumerOptions::selector):
+//                 messages it does not match stay in the queue for other consumers.
 //   qproduce-forever --dir D --queue Q --id K [--out FILE] [--send-timeout-ms T]
 //                 print "sending producer=P", then send payloads seq 1, 2, ... as fast as it can,
 //                 alternating send() and zero-copy claim()/commit() (written in place),
@@ -48,6 +49,10 @@
 //                 Status::QueueFull (no slot freed for send_timeout) retries the same seq.
 //                 Runs until SIGKILLed or SIGTERMed; on SIGTERM (seen between sends: a send
 //                 blocked on a full queue first waits out send_timeout) print "done sent=N", exit 0.
+//                 --color-every N: every message is a BytesMessage (send(OutgoingMessage), no
+//                 zero-copy claims) whose body is the same 64-byte payload, with a string property
+//                 color = 'red' when seq % N == 0, else 'blue' (Message::body() is still the payload,
+//                 so qconsume's records and checks are unchanged). Needs --max-size for the frame.
 //   qclient       --dir D --queue Q --ack MODE [--ack-timeout-ms T] [--batch B]
 //                 a consumer driven line by line from stdin; prints "ready", then one reply per
 //                 command:
@@ -105,7 +110,7 @@ using namespace shmbus;
 using namespace shmbus::systest;
 
 struct Args {
-  std::string cmd, dir, topic, queue, wait = "park", ack = "auto", out;
+  std::string cmd, dir, topic, queue, wait = "park", ack = "auto", out, selector;
   std::uint32_t id = 0, capacity = 4096, max_size = 64;
   std::uint64_t start = 1, timeout_ms = 20000, interval_us = 0;
   std::vector<std::uint64_t> counts;
@@ -114,7 +119,7 @@ struct Args {
   bool sync_out = false, fail_fast = false;
   int priority = -1;
   std::uint64_t ttl_ms = 0, delay_ms = 0, send_timeout_ms = 10000, ack_timeout_ms = 30000, pause_after = 0,
-                progress_every = 0, crash_after = 0;
+                progress_every = 0, crash_after = 0, color_every = 0;
   std::uint32_t batch = 32, max_deliveries = 10;
 };
 
@@ -159,6 +164,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--crash-after") a.crash_after = number(k, v);
     else if (k == "--batch") a.batch = static_cast<std::uint32_t>(number(k, v));
     else if (k == "--max-deliveries") a.max_deliveries = static_cast<std::uint32_t>(number(k, v));
+    else if (k == "--selector") a.selector = v;
+    else if (k == "--color-every") a.color_every = number(k, v);
     else if (k == "--count") {
       std::stringstream ss(v);
       for (std::string part; std::getline(ss, part, ',');) a.counts.push_back(number(k, part));
@@ -392,6 +399,7 @@ ConsumerOptions consumer_options(const Args& a) {
   o.wait = strategy(a.wait);
   o.ack_timeout = std::chrono::milliseconds(a.ack_timeout_ms);
   o.dups_ok_batch = a.batch;
+  o.selector = a.selector;
   return o;
 }
 
@@ -486,7 +494,16 @@ int qproduce_forever(const Args& a) {
   say("sending producer=" + std::to_string(p.id()));
   std::uint64_t seq = 1;
   while (!g_stop) {
-    const Status st = send_alternating(p, a.id, seq);
+    Status st = Status::Ok;
+    if (a.color_every != 0) {  // the payload as a BytesMessage with a color property
+      unsigned char buf[kPayloadSize];
+      make_payload(a.id, seq, buf);
+      BytesMessage colored(std::as_bytes(std::span<const unsigned char>(buf)));
+      colored.set_string_property("color", seq % a.color_every == 0 ? "red" : "blue");
+      st = p.send(colored);
+    } else {
+      st = send_alternating(p, a.id, seq);
+    }
     if (st == Status::QueueFull) continue;  // nobody consumed for send_timeout: same seq again
     if (st != Status::Ok) {
       std::cerr << "bus_agent qproduce-forever: seq " << seq << " failed: " << to_string(st) << "\n";
