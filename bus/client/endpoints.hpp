@@ -78,6 +78,8 @@ struct ProducerImpl : EndpointBase {
   Status encode(const OutgoingMessage& m, const SendOptions& o, std::span<std::byte> buf, std::uint64_t seq,
                 std::int64_t now_real, std::size_t& size) noexcept;
   std::int64_t expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept;
+  /// Whether a send needs CLOCK_REALTIME (timestamps on, or a TTL or delay).
+  bool needs_clock(const SendOptions& o) const noexcept;
   void before_close() noexcept override;
   std::uint32_t max_payload() const noexcept { return queue ? qwriter.ring().max_payload() : writer.ring().max_payload(); }
 };

@@ -42,6 +42,13 @@ Status ProducerImpl::claim_slot(std::uint32_t length, ring::SlotClaim& c) noexce
   }
 }
 
+bool ProducerImpl::needs_clock(const SendOptions& o) const noexcept {
+  // JMSTimestamp, JMSExpiration and JMSDeliveryTime are the only users of CLOCK_REALTIME here.
+  const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
+  const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
+  return timestamps || ttl.count() > 0 || (queue && delay.count() > 0);
+}
+
 std::int64_t ProducerImpl::expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept {
   const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
   if (ttl.count() <= 0) return 0;
@@ -75,7 +82,7 @@ Status ProducerImpl::topic_send_message(const OutgoingMessage& m, const SendOpti
   if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
   ring::SlotClaim c;
   if (auto st = claim_slot(cap, c); st != Status::Ok) return st;
-  const std::int64_t now = common::real_ns();  // JMSTimestamp and JMSExpiration need it anyway
+  const std::int64_t now = needs_clock(o) ? common::real_ns() : 0;
   std::size_t size = 0;
   const Status st = encode(m, o, {c.data, cap}, writer.sent() + 1, now, size);
   if (st != Status::Ok) {
@@ -92,7 +99,7 @@ Status ProducerImpl::queue_send_message(const OutgoingMessage& m, const SendOpti
   if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
-  const std::int64_t now = common::real_ns();
+  const std::int64_t now = needs_clock(o) ? common::real_ns() : 0;
   std::size_t size = 0;
   const Status st = encode(m, o, {qwriter.ring().payload(slot), cap}, sequence + 1, now, size);
   if (st != Status::Ok) {
