@@ -42,6 +42,7 @@
 #include "layout/queue_layout.hpp"
 #include "payload.hpp"
 #include "ring/queue_ring.hpp"
+#include "queue_kill_support.hpp"
 #include "system_fixture.hpp"
 
 #include <algorithm>
@@ -68,6 +69,8 @@
 namespace shmbus::systest {
 namespace {
 
+using namespace qkill;
+
 constexpr char kQueueName[] = "qselkill";
 constexpr std::uint32_t kCapacity = 16;  // small: ready rings of 32 cells, stale cells crowd them
 constexpr std::uint32_t kMaxSize = 256;  // the frame: headers, the color property, the 64-byte payload
@@ -82,178 +85,16 @@ constexpr Millis kVictimExitDeadline{5000};
 // (1 ms); the drain then moves at most 16 messages. docs/testing.md: deadlines are generous.
 constexpr Millis kDrainDeadline{10000};
 constexpr Millis kWait{10000};
-constexpr std::uint32_t kRedeliveredFlag = 0x80000000U;
 constexpr std::size_t kShow = 10;  // examples printed per kind of violation
 
 enum class Role { Producer, Red, Blue };
 const char* role_name(Role r) { return r == Role::Producer ? "producer" : r == Role::Red ? "red consumer" : "blue consumer"; }
 bool is_red(std::uint64_t seq) { return seq % kColorEvery == 0; }
 
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  return std::strtoull(v, nullptr, 10);
-}
 
 std::string queue_uri() { return std::string("queue://") + kQueueName; }
 
 // The 16-byte records qconsume and qproduce-forever write (bus_agent.cpp: Record).
-struct Record {
-  std::uint32_t producer = 0;
-  std::uint32_t count = 0;  // consumers: delivery count | kRedeliveredFlag; producers: 0
-  std::uint64_t seq = 0;
-};
-static_assert(sizeof(Record) == 16);
-
-// A record file; `partial`: bytes of a trailing incomplete record (counted, not assumed away).
-std::vector<Record> read_record_file(const std::string& path, std::size_t& partial) {
-  std::vector<Record> out;
-  partial = 0;
-  std::ifstream f(path, std::ios::binary);
-  if (!f.good()) return out;  // killed before it opened the file: nothing recorded
-  Record r;
-  while (f.read(reinterpret_cast<char*>(&r), sizeof r)) out.push_back(r);
-  partial = static_cast<std::size_t>(f.gcount());
-  return out;
-}
-
-void touch(const std::string& path) { std::ofstream(path, std::ios::binary | std::ios::trunc).close(); }
-
-const char* state_name(layout::QState s) {
-  switch (s) {
-    case layout::QState::Free: return "FREE";
-    case layout::QState::Writing: return "WRITING";
-    case layout::QState::Ready: return "READY";
-    case layout::QState::Scheduled: return "SCHEDULED";
-    case layout::QState::Delivered: return "DELIVERED";
-    case layout::QState::Redeliver: return "REDELIVER";
-    case layout::QState::Expired: return "EXPIRED";
-  }
-  return "?";
-}
-
-std::string describe_record(const layout::ClaimRecord& r) {
-  const auto p = r.op_pos.load(std::memory_order_relaxed);
-  if (p == layout::kClaimIdle) return "idle";
-  if (p == layout::kClaimPending) return "pending";
-  return "@" + std::to_string(p);
-}
-
-// The queue's shared memory mapped read-only for the test's checks and diagnostics.
-class QueueView {
- public:
-  QueueView(const std::string& canonical, std::uint32_t dest_id)
-      : path_("/dev/shm/" + common::dest_shm_name(canonical, dest_id)) {
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0) {
-      error_ = "cannot open " + path_ + ": " + std::strerror(errno);
-      if (fd >= 0) ::close(fd);
-      return;
-    }
-    size_ = static_cast<std::size_t>(st.st_size);
-    void* base = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);
-    if (base == MAP_FAILED) {
-      error_ = "cannot map " + path_;
-      return;
-    }
-    base_ = base;
-    if (const auto err = ring::check_queue(base_, size_); !err.empty()) error_ = path_ + ": " + std::string(err);
-    else q_ = ring::QueueRing(base_);  // the ring view only loads
-  }
-  ~QueueView() {
-    if (base_) ::munmap(base_, size_);
-  }
-  QueueView(const QueueView&) = delete;
-  QueueView& operator=(const QueueView&) = delete;
-  bool ok() const { return error_.empty(); }
-  const std::string& error() const { return error_; }
-  const std::string& path() const { return path_; }
-  const ring::QueueRing& q() const { return q_; }
-
- private:
-  std::string path_, error_;
-  void* base_ = nullptr;
-  std::size_t size_ = 0;
-  ring::QueueRing q_;
-};
-
-// The queue as it is now (relaxed loads: a snapshot): slot states, every non-empty index ring
-// with its cells, slots FREE in no free-ring cell (leaked) or READY in no ready-ring cell (stuck),
-// the participants' entries with their held words and claim records.
-std::string dump_queue(const QueueView& view) {
-  if (!view.ok()) return "\n" + view.error();
-  std::ostringstream o;
-  const ring::QueueRing& q = view.q();
-  const auto& h = q.header();
-  const std::uint32_t n = q.slot_count();
-  o << "\n==== " << view.path() << " (" << n << " slots) ====\nready_mask=0x" << std::hex
-    << h.ready_mask.load(std::memory_order_relaxed) << std::dec
-    << " stale_entries=" << h.stale_entries.load(std::memory_order_relaxed)
-    << " selector_rotations=" << h.selector_rotations.load(std::memory_order_relaxed)
-    << " redelivered=" << h.redelivered.load(std::memory_order_relaxed) << "\n";
-  std::vector<std::uint64_t> words(n);
-  for (std::uint32_t s = 0; s < n; ++s) {
-    words[s] = q.slot(s)->state.load(std::memory_order_relaxed);
-    const auto st = layout::QWord::state(words[s]);
-    if (st == layout::QState::Free) continue;
-    o << "  slot " << s << ": " << state_name(st) << " owner=" << layout::QWord::owner(words[s])
-      << " count=" << layout::QWord::count(words[s]) << " gen=" << layout::QWord::gen(words[s])
-      << " producer_seq=" << q.slot(s)->producer_seq << "\n";
-  }
-  std::vector<std::uint32_t> in_free(n, 0), in_ready(n, 0);
-  const auto walk = [&](const std::string& name, ring::IndexRing r, std::vector<std::uint32_t>* tally) {
-    auto& rh = r.header();
-    const std::uint64_t head = rh.head.load(std::memory_order_relaxed);
-    const std::uint64_t tail = rh.tail.load(std::memory_order_relaxed);
-    const std::uint64_t cap = r.capacity();
-    std::ostringstream values, stuck;
-    for (std::uint64_t p = head; p < tail; ++p) {
-      const auto seq = r.cell(p)->seq.load(std::memory_order_relaxed);
-      const auto v = r.cell(p)->value;
-      if (seq != p + 1) {
-        stuck << " [pos " << p << " seq " << seq << ": push claimed, never published]";
-      } else if (v != layout::kNoValue) {
-        const auto want = tally == &in_free ? layout::QState::Free : layout::QState::Ready;
-        const bool live = v < n && layout::QWord::state(words[v]) == want;
-        values << " " << v << (live || tally == nullptr ? "" : "(stale)");
-        if (tally && v < n) ++(*tally)[v];
-      }
-    }
-    for (std::uint64_t p = tail > cap ? tail - cap : 0; p < head; ++p)
-      if (r.cell(p)->seq.load(std::memory_order_relaxed) == p + 1)
-        stuck << " [pos " << p << " value " << r.cell(p)->value << ": pop claimed, never published]";
-    if (head == tail && stuck.str().empty() && tally == nullptr) return;
-    o << name << ": head=" << head << " tail=" << tail << "\n  entries:" << values.str() << "\n";
-    if (!stuck.str().empty()) o << "  STUCK:" << stuck.str() << "\n";
-  };
-  walk("free ring", q.free_ring(), &in_free);
-  walk("agent ring", q.agent_ring(), nullptr);
-  for (std::uint32_t p = 0; p < layout::kPriorities; ++p) walk("ready ring " + std::to_string(p), q.ready_ring(p), &in_ready);
-  for (std::uint32_t s = 0; s < n; ++s) {
-    const auto state = layout::QWord::state(words[s]);
-    if (state == layout::QState::Free && in_free[s] == 0) o << "LEAK: slot " << s << " is FREE but in no free-ring entry\n";
-    if (state == layout::QState::Ready && in_ready[s] == 0) o << "STUCK: slot " << s << " is READY but in no ready ring\n";
-  }
-  const auto entry = [&](const char* kind, std::uint32_t i, std::uint32_t est, std::uint64_t held,
-                         const layout::ClaimRecord& push, const layout::ClaimRecord& pop) {
-    if (est == 0 && held == layout::kQueueNoSlot) return;
-    o << kind << " entry " << i << ": state=" << est
-      << " held=" << (held == layout::kQueueNoSlot ? std::string("none") : std::to_string(held))
-      << " push=" << describe_record(push) << " pop=" << describe_record(pop) << "\n";
-  };
-  for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
-    const auto* e = q.producer(i);
-    entry("producer", i, e->state.load(std::memory_order_relaxed), e->held.load(std::memory_order_relaxed), e->push, e->pop);
-  }
-  for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i) {
-    const auto* e = q.consumer(i);
-    entry("consumer", i, e->state.load(std::memory_order_relaxed), e->held.load(std::memory_order_relaxed), e->push, e->pop);
-  }
-  return o.str();
-}
-
 // One victim process and what the test knows about it.
 struct Victim {
   Child child;
@@ -266,14 +107,6 @@ struct Victim {
   std::string name() const {
     return std::string(role_name(role)) + (role == Role::Producer ? " " + std::to_string(id) : std::string()) + " (cycle " +
            std::to_string(cycle) + ")";
-  }
-};
-
-struct KillTally {
-  std::uint64_t kills = 0, attaching = 0, attached_idle = 0, working = 0;
-  std::string line() const {
-    return std::to_string(kills) + " (" + std::to_string(attaching) + " while attaching, " + std::to_string(attached_idle) +
-           " attached with nothing recorded, " + std::to_string(working) + " after recording >= 1 message)";
   }
 };
 
