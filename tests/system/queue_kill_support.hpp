@@ -229,4 +229,64 @@ struct KillTally {
   }
 };
 
+
+// True when no queue entry is being reclaimed (state 2, "closing"): every release walk queued
+// so far has finished.
+inline bool no_entry_closing(const ring::QueueRing& q) {
+  for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i)
+    // Acquire: pairs with the janitor's release store of 0 after the walk.
+    if (q.producer(i)->state.load(std::memory_order_acquire) == 2) return false;
+  for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i)
+    if (q.consumer(i)->state.load(std::memory_order_acquire) == 2) return false;
+  return true;
+}
+
+// Forbidden outcome STALE CLAIM: an entry given back after its owner died (state 0, walk done)
+// whose ring claim record still says what that owner was doing (op_pos not idle). Whoever gets
+// the entry next is "live" (state 1) with that claim until its own next ring operation: the
+// repair (IndexRingRepair::live_record) then takes it for a live claimer of that position, and of
+// EVERY position if the record says "pending", and never repairs another dead participant's cell
+// there. Each stale record is counted once, with the moment it was seen.
+class StaleClaims {
+ public:
+  void scan(const ring::QueueRing& q, const std::string& when, std::size_t show) {
+    const auto check = [&](const char* kind, std::uint32_t i, const char* role, const std::atomic<std::uint32_t>& state,
+                           const layout::ClaimRecord& r) {
+      const std::string key = std::string(kind) + " entry " + std::to_string(i) + " " + role;
+      // The entry is free (0): nobody writes the record until the conductor hands the entry out
+      // (state 1). Loaded between two loads of the state, so a record written by a new owner
+      // that got the entry meanwhile (a survivor still attaching) is not taken for a stale one.
+      const auto before = state.load(std::memory_order_acquire);
+      const auto pos = r.op_pos.load(std::memory_order_acquire);
+      const auto after = state.load(std::memory_order_acquire);
+      if (before != 0 || after != 0 || pos == layout::kClaimIdle) {
+        reported_.erase(key);
+        return;
+      }
+      if (auto it = reported_.find(key); it != reported_.end() && it->second == pos) return;
+      reported_[key] = pos;
+      ++count_;
+      if (examples_.size() < show)
+        examples_.push_back(key + " record op_pos=" + describe_record(r) + " after its owner's walk, " + when);
+    };
+    for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
+      const auto* e = q.producer(i);
+      check("producer", i, "push", e->state, e->push);
+      check("producer", i, "pop", e->state, e->pop);
+    }
+    for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i) {
+      const auto* e = q.consumer(i);
+      check("consumer", i, "push", e->state, e->push);
+      check("consumer", i, "pop", e->state, e->pop);
+    }
+  }
+  std::uint64_t count() const { return count_; }
+  const std::vector<std::string>& examples() const { return examples_; }
+
+ private:
+  std::map<std::string, std::uint64_t> reported_;
+  std::uint64_t count_ = 0;
+  std::vector<std::string> examples_;
+};
+
 }  // namespace shmbus::systest::qkill

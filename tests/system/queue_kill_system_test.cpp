@@ -181,63 +181,14 @@ class QueueKillSystem_test : public SystemTest {
     return o.str() + (view_ ? dump_queue(*view_) : std::string(" (queue not mapped)"));
   }
 
-  // True when no queue entry is being reclaimed (state 2, "closing"): every release walk queued
-  // so far has finished.
-  bool no_entry_closing() const {
-    const auto& q = view_->q();
-    for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i)
-      // Acquire: pairs with the janitor's release store of 0 after the walk.
-      if (q.producer(i)->state.load(std::memory_order_acquire) == 2) return false;
-    for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i)
-      if (q.consumer(i)->state.load(std::memory_order_acquire) == 2) return false;
-    return true;
-  }
+  bool no_entry_closing() const { return qkill::no_entry_closing(view_->q()); }
 
-  // Forbidden outcome 5 (STALE CLAIM): an entry given back after its owner died (state 0, walk
-  // done) whose ring claim record still says what that owner was doing (op_pos not idle). Whoever
-  // gets the entry next is "live" (state 1) with that claim until its own next ring operation:
-  // the repair (IndexRingRepair::live_record) then takes it for a live claimer of that position,
-  // and of EVERY position if the record says "pending", and never repairs another dead
-  // participant's cell there. Each stale record is reported once, with the cycle it appeared in.
-  void scan_stale_claims(const std::string& when) {
-    const auto& q = view_->q();
-    const auto check = [&](const char* kind, std::uint32_t i, const char* role, const std::atomic<std::uint32_t>& state,
-                           const layout::ClaimRecord& r) {
-      const std::string key = std::string(kind) + " entry " + std::to_string(i) + " " + role;
-      // The entry is free (0): nobody writes the record until the conductor hands the entry out
-      // (state 1). Loaded between two loads of the state, so a record written by a new owner
-      // that got the entry meanwhile (a survivor still attaching) is not taken for a stale one.
-      const auto before = state.load(std::memory_order_acquire);
-      const auto pos = r.op_pos.load(std::memory_order_acquire);
-      const auto after = state.load(std::memory_order_acquire);
-      if (before != 0 || after != 0 || pos == layout::kClaimIdle) {
-        reported_.erase(key);
-        return;
-      }
-      if (auto it = reported_.find(key); it != reported_.end() && it->second == pos) return;
-      reported_[key] = pos;
-      ++stale_claims_;
-      if (stale_ex_.size() < kShow)
-        stale_ex_.push_back(key + " record op_pos=" + describe_record(r) + " after its owner's walk, " + when);
-    };
-    for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
-      const auto* e = q.producer(i);
-      check("producer", i, "push", e->state, e->push);
-      check("producer", i, "pop", e->state, e->pop);
-    }
-    for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i) {
-      const auto* e = q.consumer(i);
-      check("consumer", i, "push", e->state, e->push);
-      check("consumer", i, "pop", e->state, e->pop);
-    }
-  }
+  void scan_stale_claims(const std::string& when) { stale_.scan(view_->q(), when, kShow); }
 
   std::vector<Victim> dead_;
   KillTally producer_kills_, consumer_kills_;
   std::unique_ptr<QueueView> view_;
-  std::map<std::string, std::uint64_t> reported_;
-  std::uint64_t stale_claims_ = 0;
-  std::vector<std::string> stale_ex_;
+  StaleClaims stale_;
 };
 
 // See the top of the file for the forbidden outcomes.
@@ -529,12 +480,12 @@ TEST_F(QueueKillSystem_test, ProducersAndConsumersKilledAtRandomLoseNothingAndLe
   // (harmless for correctness: pushers then call futex_wake needlessly).
   const auto waiters = qh.waiters.load(std::memory_order_relaxed);
   const auto space_waiters = qh.space_waiters.load(std::memory_order_relaxed);
-  EXPECT_EQ(stale_claims_, 0u)
+  EXPECT_EQ(stale_.count(), 0u)
       << "STALE CLAIM: a queue entry freed after its owner was killed inside an index-ring operation keeps "
          "that owner's ClaimRecord (op_pos not idle); the entry's next owner is then taken by the ring repair "
          "for a live claimer of that position (every position when 'pending') and another dead participant's "
          "cell there is never repaired while it lives (a stuck ring / leaked slot). Seen:"
-      << ::testing::PrintToString(stale_ex_) << with_seed;
+      << ::testing::PrintToString(stale_.examples()) << with_seed;
   std::cout << "[ info ] " << cycles << " cycles in " << static_cast<long long>(cycles_ms) << " ms (mean attach "
             << static_cast<long long>(attach_us_mean) << " us), drained in " << static_cast<long long>(drain_ms)
             << " ms\n"
@@ -546,7 +497,7 @@ TEST_F(QueueKillSystem_test, ProducersAndConsumersKilledAtRandomLoseNothingAndLe
             << cw.reannounced << " re-announced, " << cw.ring_repairs << " ring cells repaired); stale ring entries skipped "
             << stale << ", tombstones " << tombstones << ", dead pops released " << pops_released
             << "; parked-waiter counts left by the dead: consumers " << waiters << ", producers " << space_waiters
-            << "; stale claim records in freed entries " << stale_claims_ << "\n"
+            << "; stale claim records in freed entries " << stale_.count() << "\n"
             << "[ info ] messages: " << sent_recorded << " sends recorded Ok (+" << unrecorded_sends
             << " published by a producer killed before its record), " << fd->tail << " sent per stats; " << received
             << " received records (" << received_victims << " by victims, " << received_drain << " by the drain); "

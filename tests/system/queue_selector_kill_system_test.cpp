@@ -178,55 +178,14 @@ class QueueSelectorKillSystem_test : public SystemTest {
     return o.str() + (view_ ? dump_queue(*view_) : std::string(" (queue not mapped)"));
   }
 
-  // True when no queue entry is being reclaimed (state 2): every release walk so far finished.
-  bool no_entry_closing() const {
-    const auto& q = view_->q();
-    for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i)
-      // Acquire: pairs with the janitor's release store of 0 after the walk.
-      if (q.producer(i)->state.load(std::memory_order_acquire) == 2) return false;
-    for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i)
-      if (q.consumer(i)->state.load(std::memory_order_acquire) == 2) return false;
-    return true;
-  }
+  bool no_entry_closing() const { return qkill::no_entry_closing(view_->q()); }
 
-  // Forbidden outcome 6 (STALE CLAIM), as QueueKillSystem checks it: a free entry (state 0, walk
-  // done) whose claim record is not idle. Each stale record is reported once.
-  void scan_stale_claims(const std::string& when) {
-    const auto& q = view_->q();
-    const auto check = [&](const char* kind, std::uint32_t i, const char* role, const std::atomic<std::uint32_t>& state,
-                           const layout::ClaimRecord& r) {
-      const std::string key = std::string(kind) + " entry " + std::to_string(i) + " " + role;
-      // Loaded between two loads of the state, so a record written by a new owner that got the
-      // entry meanwhile (a survivor still attaching) is not taken for a stale one.
-      const auto before = state.load(std::memory_order_acquire);
-      const auto pos = r.op_pos.load(std::memory_order_acquire);
-      const auto after = state.load(std::memory_order_acquire);
-      if (before != 0 || after != 0 || pos == layout::kClaimIdle) {
-        reported_.erase(key);
-        return;
-      }
-      if (auto it = reported_.find(key); it != reported_.end() && it->second == pos) return;
-      reported_[key] = pos;
-      ++stale_claims_;
-      if (stale_ex_.size() < kShow)
-        stale_ex_.push_back(key + " record op_pos=" + describe_record(r) + " after its owner's walk, " + when);
-    };
-    for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
-      check("producer", i, "push", q.producer(i)->state, q.producer(i)->push);
-      check("producer", i, "pop", q.producer(i)->state, q.producer(i)->pop);
-    }
-    for (std::uint32_t i = 0; i < layout::kQueueMaxConsumers; ++i) {
-      check("consumer", i, "push", q.consumer(i)->state, q.consumer(i)->push);
-      check("consumer", i, "pop", q.consumer(i)->state, q.consumer(i)->pop);
-    }
-  }
+  void scan_stale_claims(const std::string& when) { stale_.scan(view_->q(), when, kShow); }
 
   std::vector<Victim> dead_;
   KillTally producer_kills_, consumer_kills_;
   std::unique_ptr<QueueView> view_;
-  std::map<std::string, std::uint64_t> reported_;
-  std::uint64_t stale_claims_ = 0;
-  std::vector<std::string> stale_ex_;
+  StaleClaims stale_;
 };
 
 // See the top of the file for the forbidden outcomes.
@@ -494,9 +453,9 @@ TEST_F(QueueSelectorKillSystem_test, SelectorConsumersAndProducersKilledAtRandom
       << "nothing but the " << accepted << " check messages is left in the queue" << with_seed;
   EXPECT_EQ(got_bad, 0u) << "messages other than the check messages" << with_seed;
   EXPECT_EQ(got.size(), accepted) << "each check message received once" << with_seed;
-  EXPECT_EQ(stale_claims_, 0u) << "STALE CLAIM: a queue entry freed after its owner was killed inside an index-ring "
+  EXPECT_EQ(stale_.count(), 0u) << "STALE CLAIM: a queue entry freed after its owner was killed inside an index-ring "
                                   "operation keeps that owner's ClaimRecord (op_pos not idle). Seen:"
-                               << ::testing::PrintToString(stale_ex_) << with_seed;
+                               << ::testing::PrintToString(stale_.examples()) << with_seed;
 
   const auto& qh = view_->q().header();
   std::cout << "[ info ] " << cycles << " cycles in " << static_cast<long long>(cycles_ms) << " ms (mean attach "
