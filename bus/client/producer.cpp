@@ -52,8 +52,7 @@ bool ProducerImpl::needs_clock(const SendOptions& o) const noexcept {
 std::int64_t ProducerImpl::expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept {
   const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
   if (ttl.count() <= 0) return 0;
-  constexpr std::int64_t kMaxMs = std::int64_t{1} << 40;  // ~35 years: never wraps
-  return now_real + std::min<std::int64_t>(ttl.count(), kMaxMs) * 1'000'000;
+  return now_real + static_cast<std::int64_t>(common::ms_to_ns_capped(ttl));
 }
 
 Status ProducerImpl::encode(const OutgoingMessage& m, const SendOptions& o, std::span<std::byte> buf, std::uint64_t seq,
@@ -63,7 +62,7 @@ Status ProducerImpl::encode(const OutgoingMessage& m, const SendOptions& o, std:
   if (timestamps) w.set_timestamp_ns(now_real);
   w.set_expiration_ns(expiration_for(o, now_real));
   const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
-  if (queue && delay.count() > 0) w.set_delivery_time_ns(now_real + std::min<std::int64_t>(delay.count(), std::int64_t{1} << 40) * 1'000'000);
+  if (queue && delay.count() > 0) w.set_delivery_time_ns(now_real + static_cast<std::int64_t>(common::ms_to_ns_capped(delay)));
   w.set_priority(std::clamp(o.priority >= 0 ? o.priority : int{opts.priority}, 0, 9));
   w.set_delivery_mode(o.delivery_mode == DeliveryMode{0} ? opts.delivery_mode : o.delivery_mode);
   w.set_delivery_count(1);

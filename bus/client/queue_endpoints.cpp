@@ -13,12 +13,6 @@ namespace detail {
 
 namespace {
 constexpr int kSpinsBeforePark = 128;
-
-std::uint64_t ms_to_ns(std::chrono::milliseconds ms) noexcept {
-  // Clamped to ~146 years so that now + it never wraps: "practically never" stays never.
-  constexpr std::int64_t kMaxMs = std::int64_t{1} << 52;
-  return static_cast<std::uint64_t>(std::clamp<std::int64_t>(ms.count(), 0, kMaxMs)) * 1'000'000ULL;
-}
 }  // namespace
 
 // ------------------------------------------------------------------ sessions
@@ -40,7 +34,7 @@ std::uint64_t SessionImpl::give_back_all() noexcept {
 Status ProducerImpl::acquire(std::uint32_t& slot) noexcept {
   if (qwriter.acquire(slot)) return Status::Ok;
   if (opts.on_full == FullPolicy::FailFast) return Status::QueueFull;
-  const std::uint64_t deadline = common::mono_ns() + ms_to_ns(opts.send_timeout);
+  const std::uint64_t deadline = common::mono_ns() + common::ms_to_ns_capped(opts.send_timeout);
   auto& h = qwriter.ring().header();
   for (int spins = 0;; ++spins) {
     if (spins < kSpinsBeforePark) {
@@ -69,8 +63,8 @@ ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const SendOptions& 
   const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
   if (ttl.count() > 0 || delay.count() > 0) {
     const std::uint64_t now = common::mono_ns();
-    if (ttl.count() > 0) m.expires_at_ns = now + ms_to_ns(ttl);
-    if (delay.count() > 0) m.deliver_at_ns = now + ms_to_ns(delay);
+    if (ttl.count() > 0) m.expires_at_ns = now + common::ms_to_ns_capped(ttl);
+    if (delay.count() > 0) m.deliver_at_ns = now + common::ms_to_ns_capped(delay);
   }
   m.timestamp_ns = timestamps ? common::real_ns() : 0;
   m.producer_seq = ++sequence;

@@ -1,4 +1,5 @@
 #include "client/endpoints.hpp"
+#include "common/paths.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -14,11 +15,6 @@ struct Opened {
   control::OpenOk ok;
   std::shared_ptr<detail::Mapping> map;
 };
-
-// Clamped to ~146 years: a huge timeout or delay means "practically never", not a wrapped value.
-std::uint64_t to_ns(std::chrono::milliseconds ms) {
-  return static_cast<std::uint64_t>(std::clamp<std::int64_t>(ms.count(), 0, std::int64_t{1} << 52)) * 1'000'000ULL;
-}
 
 void check_options(bool queue, const DestinationOptions& o) {
   const std::uint32_t min_slots = queue ? layout::kMinQueueSlots : layout::kMinSlots;
@@ -46,9 +42,9 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   m.capacity = std::bit_ceil(o.capacity);
   m.max_message_size = o.max_message_size;
   m.ack_mode = static_cast<std::uint8_t>(mode);
-  m.ack_timeout_ns = mode == AckMode::Auto ? 0 : to_ns(ack_timeout);
+  m.ack_timeout_ns = mode == AckMode::Auto ? 0 : common::ms_to_ns_capped(ack_timeout);
   m.max_deliveries = o.max_deliveries;
-  m.redelivery_delay_ns = to_ns(o.redelivery_delay);
+  m.redelivery_delay_ns = common::ms_to_ns_capped(o.redelivery_delay);
   m.queue_flags = (o.dead_letter_queue ? layout::kQueueDlqEnabled : 0U) | (o.expired_to_dlq ? layout::kQueueExpiredToDlq : 0U);
   const auto body = c.call(control::MsgType::OpenDest, control::encode(m), control::MsgType::OpenOk);
   control::Reader r(body);
@@ -66,7 +62,7 @@ std::string create_temp(detail::ConnectionImpl& c, Destination::Kind k, const De
   m.capacity = std::bit_ceil(o.capacity);
   m.max_message_size = o.max_message_size;
   m.max_deliveries = o.max_deliveries;
-  m.redelivery_delay_ns = to_ns(o.redelivery_delay);
+  m.redelivery_delay_ns = common::ms_to_ns_capped(o.redelivery_delay);
   const auto body = c.call(control::MsgType::CreateTemp, control::encode(m), control::MsgType::TempOk);
   control::Reader r(body);
   control::TempOk ok;

@@ -1,5 +1,6 @@
 // Where things live for one DIR: the control socket, the lock, and the shm object names.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -22,5 +23,14 @@ std::string check_socket_path(const std::string& path);
 std::uint64_t mono_ns() noexcept;
 
 std::int64_t real_ns() noexcept;
+
+/// A user's duration in ms as ns, clamped to [0, 2^42 ms] (~139 years): "practically never"
+/// stays never, and neither the product nor CLOCK_MONOTONIC/CLOCK_REALTIME + it can wrap.
+constexpr std::uint64_t ms_to_ns_capped(std::chrono::milliseconds d) noexcept {
+  constexpr std::int64_t kMaxMs = std::int64_t{1} << 42;
+  const std::int64_t ms = d.count();
+  return static_cast<std::uint64_t>(ms < 0 ? 0 : ms > kMaxMs ? kMaxMs : ms) * 1'000'000ULL;
+}
+static_assert(ms_to_ns_capped(std::chrono::milliseconds::max()) < (std::uint64_t{1} << 63) / 2);
 
 }  // namespace shmbus::common

@@ -401,6 +401,25 @@ TEST_P(MessageSystem_test, ExpiredMessagesAreNeverDelivered) {
   }
 }
 
+TEST_P(MessageSystem_test, AHugeTimeToLiveMeansPracticallyNeverNotAWrappedDeadline) {
+  auto conn = ConnectionFactory(dir_).create_connection();
+  auto s = conn.create_session();
+  auto c = s.create_consumer(dest());
+  auto p = s.create_producer(dest());
+  // 2^64 ns is about 18,446,744,073,710 ms: in ns a TTL just past it used to wrap to ~0 and expire
+  // the message at once. Clamped, it means "in about 139 years".
+  SendOptions huge;
+  huge.time_to_live = std::chrono::milliseconds(18'446'744'073'710);
+  ASSERT_EQ(p.send(TextMessage("typed"), huge), Status::Ok);
+  ASSERT_EQ(p.send(std::string_view("raw"), huge), Status::Ok);
+  Message m;
+  ASSERT_TRUE(recv1(c, m));
+  EXPECT_EQ(m.text(), "typed");
+  EXPECT_GT(m.expiration_ns(), m.timestamp_ns() + 100LL * 365 * 86400 * 1'000'000'000);
+  ASSERT_TRUE(recv1(c, m));
+  EXPECT_EQ(m.text(), "raw");
+}
+
 TEST_P(MessageSystem_test, SelectorPicksMatchingMessagesInOrder) {
   auto conn = ConnectionFactory(dir_).create_connection();
   auto s = conn.create_session();
