@@ -64,7 +64,21 @@ struct ProducerImpl : EndpointBase {
   std::vector<std::pair<std::uint32_t, ring::QueueSendMeta>> pending;  // transacted, until commit
   /// A free slot, waiting (FullPolicy::Block) up to send_timeout.
   Status acquire(std::uint32_t& slot) noexcept;
-  ring::QueueSendMeta meta(std::uint32_t length, const SendOptions& o) noexcept;
+  /// A send's options after SendOptions' overrides of the producer's (ProducerOptions).
+  struct Effective {
+    int priority = 4;  // 0-9
+    std::chrono::milliseconds ttl{0}, delay{0};
+    DeliveryMode mode = DeliveryMode::NonPersistent;
+  };
+  Effective effective(const SendOptions& o) const noexcept;
+  /// Whether a send with `e` needs CLOCK_REALTIME (timestamps on, or a TTL, or a queue delay).
+  bool needs_clock(const Effective& e) const noexcept;
+  /// CLOCK_REALTIME now, or 0 when nothing the send writes needs it.
+  std::int64_t real_now(const Effective& e) const noexcept;
+  /// JMSExpiration for a send at `now_real`: 0 without a TTL.
+  std::int64_t expiration_for(const Effective& e, std::int64_t now_real) const noexcept;
+  /// The queue slot's fields for a send at `now_real` (real_now()).
+  ring::QueueSendMeta meta(std::uint32_t length, const Effective& e, std::int64_t now_real) noexcept;
   /// Publishes now, or keeps it for commit (transacted).
   void publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept;
   Status queue_send(std::span<const std::byte> body, const SendOptions& o) noexcept;
@@ -75,11 +89,8 @@ struct ProducerImpl : EndpointBase {
   Status topic_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept;
   Status queue_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept;
   /// Encodes `m` into `buf` with the producer's headers. Ok, MessageTooLarge or InvalidMessage.
-  Status encode(const OutgoingMessage& m, const SendOptions& o, std::span<std::byte> buf, std::uint64_t seq,
+  Status encode(const OutgoingMessage& m, const Effective& e, std::span<std::byte> buf, std::uint64_t seq,
                 std::int64_t now_real, std::size_t& size) noexcept;
-  std::int64_t expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept;
-  /// Whether a send needs CLOCK_REALTIME (timestamps on, or a TTL or delay).
-  bool needs_clock(const SendOptions& o) const noexcept;
   void before_close() noexcept override;
   std::uint32_t max_payload() const noexcept { return queue ? qwriter.ring().max_payload() : writer.ring().max_payload(); }
 };

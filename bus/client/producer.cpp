@@ -42,29 +42,35 @@ Status ProducerImpl::claim_slot(std::uint32_t length, ring::SlotClaim& c) noexce
   }
 }
 
-bool ProducerImpl::needs_clock(const SendOptions& o) const noexcept {
+ProducerImpl::Effective ProducerImpl::effective(const SendOptions& o) const noexcept {
+  Effective e;
+  e.priority = std::clamp(o.priority >= 0 ? o.priority : int{opts.priority}, 0, 9);
+  e.ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
+  e.delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
+  e.mode = o.delivery_mode == DeliveryMode{0} ? opts.delivery_mode : o.delivery_mode;
+  return e;
+}
+
+bool ProducerImpl::needs_clock(const Effective& e) const noexcept {
   // JMSTimestamp, JMSExpiration and JMSDeliveryTime are the only users of CLOCK_REALTIME here.
-  const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
-  const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
-  return timestamps || ttl.count() > 0 || (queue && delay.count() > 0);
+  return timestamps || e.ttl.count() > 0 || (queue && e.delay.count() > 0);
 }
 
-std::int64_t ProducerImpl::expiration_for(const SendOptions& o, std::int64_t now_real) const noexcept {
-  const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
-  if (ttl.count() <= 0) return 0;
-  return now_real + static_cast<std::int64_t>(common::ms_to_ns_capped(ttl));
+std::int64_t ProducerImpl::real_now(const Effective& e) const noexcept { return needs_clock(e) ? common::real_ns() : 0; }
+
+std::int64_t ProducerImpl::expiration_for(const Effective& e, std::int64_t now_real) const noexcept {
+  return e.ttl.count() > 0 ? now_real + static_cast<std::int64_t>(common::ms_to_ns_capped(e.ttl)) : 0;
 }
 
-Status ProducerImpl::encode(const OutgoingMessage& m, const SendOptions& o, std::span<std::byte> buf, std::uint64_t seq,
+Status ProducerImpl::encode(const OutgoingMessage& m, const Effective& e, std::span<std::byte> buf, std::uint64_t seq,
                             std::int64_t now_real, std::size_t& size) noexcept {
   message::FrameWriter w(buf);
   if (incarnation != 0) w.set_message_id({incarnation, seq});
   if (timestamps) w.set_timestamp_ns(now_real);
-  w.set_expiration_ns(expiration_for(o, now_real));
-  const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
-  if (queue && delay.count() > 0) w.set_delivery_time_ns(now_real + static_cast<std::int64_t>(common::ms_to_ns_capped(delay)));
-  w.set_priority(std::clamp(o.priority >= 0 ? o.priority : int{opts.priority}, 0, 9));
-  w.set_delivery_mode(o.delivery_mode == DeliveryMode{0} ? opts.delivery_mode : o.delivery_mode);
+  w.set_expiration_ns(expiration_for(e, now_real));
+  if (queue && e.delay.count() > 0) w.set_delivery_time_ns(now_real + static_cast<std::int64_t>(common::ms_to_ns_capped(e.delay)));
+  w.set_priority(e.priority);
+  w.set_delivery_mode(e.mode);
   w.set_delivery_count(1);
   w.set_destination(dest_uri);
   switch (m.encode(w)) {
@@ -81,15 +87,16 @@ Status ProducerImpl::topic_send_message(const OutgoingMessage& m, const SendOpti
   if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
   ring::SlotClaim c;
   if (auto st = claim_slot(cap, c); st != Status::Ok) return st;
-  const std::int64_t now = needs_clock(o) ? common::real_ns() : 0;
+  const Effective e = effective(o);
+  const std::int64_t now = real_now(e);
   std::size_t size = 0;
-  const Status st = encode(m, o, {c.data, cap}, writer.sent() + 1, now, size);
+  const Status st = encode(m, e, {c.data, cap}, writer.sent() + 1, now, size);
   if (st != Status::Ok) {
     writer.abort(c);  // readers skip the padding
     return st;
   }
   writer.commit(c, static_cast<std::uint32_t>(size), timestamps ? now : 0, layout::kSlotFramed, incarnation,
-                expiration_for(o, now));
+                expiration_for(e, now));
   return Status::Ok;
 }
 
@@ -98,16 +105,16 @@ Status ProducerImpl::queue_send_message(const OutgoingMessage& m, const SendOpti
   if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
-  const std::int64_t now = needs_clock(o) ? common::real_ns() : 0;
+  const Effective e = effective(o);
+  const std::int64_t now = real_now(e);
   std::size_t size = 0;
-  const Status st = encode(m, o, {qwriter.ring().payload(slot), cap}, sequence + 1, now, size);
+  const Status st = encode(m, e, {qwriter.ring().payload(slot), cap}, sequence + 1, now, size);
   if (st != Status::Ok) {
     qwriter.discard(slot);
     return st;
   }
-  auto qm = meta(static_cast<std::uint32_t>(size), o);
+  auto qm = meta(static_cast<std::uint32_t>(size), e, now);
   qm.framed = true;
-  qm.timestamp_ns = timestamps ? now : 0;
   publish(slot, qm);
   return Status::Ok;
 }
@@ -135,12 +142,9 @@ Status MessageProducer::send(std::span<const std::byte> body) noexcept {
   const auto len = static_cast<std::uint32_t>(body.size());
   if (auto st = impl_->claim_slot(len, c); st != Status::Ok) return st;
   std::memcpy(c.data, body.data(), len);
-  if (impl_->opts.time_to_live.count() > 0) {
-    const std::int64_t now = common::real_ns();
-    impl_->writer.commit(c, len, impl_->timestamps ? now : 0, 0, impl_->incarnation, impl_->expiration_for({}, now));
-  } else {
-    impl_->writer.commit(c, len, impl_->timestamps ? common::real_ns() : 0, 0, impl_->incarnation, 0);
-  }
+  const auto e = impl_->effective({});
+  const std::int64_t now = impl_->real_now(e);
+  impl_->writer.commit(c, len, impl_->timestamps ? now : 0, 0, impl_->incarnation, impl_->expiration_for(e, now));
   return Status::Ok;
 }
 
@@ -196,7 +200,8 @@ Status MessageProducer::commit(Claim& claim, std::size_t length) noexcept {
   }
   if (impl_->queue) {
     const auto slot = static_cast<std::uint32_t>(claim.sequence);
-    impl_->publish(slot, impl_->meta(static_cast<std::uint32_t>(length), SendOptions{}));
+    impl_->publish(slot, impl_->meta(static_cast<std::uint32_t>(length), impl_->effective({}),
+                                     impl_->timestamps ? common::real_ns() : 0));
     claim.status = Status::Closed;
     return Status::Ok;
   }

@@ -55,18 +55,16 @@ Status ProducerImpl::acquire(std::uint32_t& slot) noexcept {
   }
 }
 
-ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const SendOptions& o) noexcept {
+ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const Effective& e, std::int64_t now_real) noexcept {
   ring::QueueSendMeta m;
   m.length = length;
-  m.priority = static_cast<std::uint8_t>(std::clamp(o.priority >= 0 ? o.priority : int{opts.priority}, 0, 9));
-  const auto ttl = o.time_to_live.count() >= 0 ? o.time_to_live : opts.time_to_live;
-  const auto delay = o.delivery_delay.count() >= 0 ? o.delivery_delay : opts.delivery_delay;
-  if (ttl.count() > 0 || delay.count() > 0) {
-    const std::uint64_t now = common::mono_ns();
-    if (ttl.count() > 0) m.expires_at_ns = now + common::ms_to_ns_capped(ttl);
-    if (delay.count() > 0) m.deliver_at_ns = now + common::ms_to_ns_capped(delay);
+  m.priority = static_cast<std::uint8_t>(e.priority);
+  if (e.ttl.count() > 0 || e.delay.count() > 0) {
+    const std::uint64_t now = common::mono_ns();  // the daemon and the consumers time these
+    if (e.ttl.count() > 0) m.expires_at_ns = now + common::ms_to_ns_capped(e.ttl);
+    if (e.delay.count() > 0) m.deliver_at_ns = now + common::ms_to_ns_capped(e.delay);
   }
-  m.timestamp_ns = timestamps ? common::real_ns() : 0;
+  m.timestamp_ns = timestamps ? now_real : 0;
   m.producer_seq = ++sequence;
   m.producer_id = id;
   m.incarnation = incarnation;
@@ -88,7 +86,8 @@ Status ProducerImpl::queue_send(std::span<const std::byte> body, const SendOptio
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
   std::memcpy(qwriter.ring().payload(slot), body.data(), body.size());
-  publish(slot, meta(static_cast<std::uint32_t>(body.size()), o));
+  // A raw payload has no JMSExpiration or JMSDeliveryTime: only the timestamp needs the clock.
+  publish(slot, meta(static_cast<std::uint32_t>(body.size()), effective(o), timestamps ? common::real_ns() : 0));
   return Status::Ok;
 }
 
