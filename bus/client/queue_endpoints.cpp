@@ -256,19 +256,12 @@ bool BrowserImpl::next(Message& out) noexcept {
     }
     while (pos < end) {
       const std::uint64_t p = pos++;
-      auto* cell = r.cell(p);
-      // Acquire: pairs with the pusher's release of seq (value visible).
-      if (cell->seq.load(std::memory_order_acquire) != p + 1) continue;  // popped meanwhile, or not published
-      // Relaxed: seqlock reads of the cell, validated by the re-check.
-      const std::uint32_t slot = std::atomic_ref<std::uint32_t>(cell->value).load(std::memory_order_relaxed);
-      const std::uint32_t tag = std::atomic_ref<std::uint32_t>(cell->tag).load(std::memory_order_relaxed);
-      // Acquire: a fence-free seqlock re-check: the cell still holds `slot` for position p.
-      if (cell->seq.load(std::memory_order_acquire) != p + 1 || slot >= q.slot_count()) continue;
-      const auto* h = q.slot(slot);
-      // Acquire: pairs with the release that made it READY (header and payload visible).
-      const std::uint64_t w = h->state.load(std::memory_order_acquire);
+      std::uint32_t slot = 0, tag = 0;
+      if (r.peek(p, slot, tag) != ring::IndexRing::Peek::Published) continue;  // popped meanwhile, or not published
+      std::uint64_t w = 0;
       // Only the entry of the slot's current READY life (a stale entry would show it twice).
-      if (layout::QWord::state(w) != layout::QState::Ready || layout::QWord::gen_lo(w) != tag) continue;
+      if (!q.live(slot, tag, w)) continue;
+      const auto* h = q.slot(slot);
       const std::uint32_t len = std::min(h->length, q.max_payload());
       std::memcpy(buf.data(), q.payload(slot), len);
       layout::QueueSlotHeader hc;

@@ -17,6 +17,7 @@
 #pragma once
 #include "layout/index_ring_layout.hpp"
 
+#include <atomic>
 #include <string_view>
 
 namespace shmbus::ring {
@@ -56,6 +57,23 @@ class IndexRing {
   /// it is one half of a Dekker handshake with a push (whose tail CAS is seq_cst).
   bool looks_empty(std::memory_order mo = std::memory_order_acquire) const noexcept {
     return hdr_->tail.load(mo) <= hdr_->head.load(mo);
+  }
+
+  enum class Peek { Published, NotYet, Gone };
+  /// Reads the entry at `pos` in place, without popping it (a queue's selector scan, its browser).
+  /// Published: `value` and `tag` are what the cell held for `pos`. NotYet: no push of `pos` has
+  /// published. Gone: `pos` was popped meanwhile (or the cell moved to a later lap).
+  Peek peek(std::uint64_t pos, std::uint32_t& value, std::uint32_t& tag) const noexcept {
+    IndexCell* c = cell(pos);
+    // Acquire: pairs with the pusher's release of seq (value and tag visible).
+    const std::uint64_t seq = c->seq.load(std::memory_order_acquire);
+    if (seq != pos + 1) return seq < pos + 1 ? Peek::NotYet : Peek::Gone;
+    // Relaxed atomic loads: a seqlock read (a later lap's pusher may be writing them), validated
+    // by the re-check below.
+    value = std::atomic_ref<std::uint32_t>(c->value).load(std::memory_order_relaxed);
+    tag = std::atomic_ref<std::uint32_t>(c->tag).load(std::memory_order_relaxed);
+    // Acquire: the cell still held them for `pos` (a fence-free seqlock re-check).
+    return c->seq.load(std::memory_order_acquire) == pos + 1 ? Peek::Published : Peek::Gone;
   }
 
   IndexRingHeader& header() const noexcept { return *hdr_; }

@@ -369,12 +369,11 @@ TakeStatus QueueReader::take(QueueDelivery& d) noexcept {
       if (st == IndexStatus::Empty) q_.clear_ready_bit(p);
       if (st != IndexStatus::Ok) continue;
       retry = true;  // whatever happens to this entry, rescan from the top priority afterwards
-      // Acquire: pairs with the release store/CAS that made it READY: header and payload visible.
-      const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+      std::uint64_t w = 0;
       bool took = false;
       // A stale entry: the slot moved on, or it is READY in a later life (which has its own
       // entry: taking it here would deliver it ahead of older messages).
-      if (QWord::state(w) != QState::Ready || QWord::gen_lo(w) != tag) count_stale(q_.header());
+      if (!q_.live(s, tag, w)) count_stale(q_.header());
       else if (!expire_if_due(s, w)) {
         took = claim(s, w, tail, d);
         if (!took) count_stale(q_.header());
@@ -407,20 +406,13 @@ TakeStatus QueueReader::take_matching(QueueDelivery& d, const Filter& f) noexcep
     }
     std::uint64_t pos = std::max(head, scan_[p]);
     for (; pos < end; ++pos) {
-      IndexCell* c = r.cell(pos);
-      // Acquire: pairs with the pusher's release of seq (value visible).
-      const std::uint64_t seq = c->seq.load(std::memory_order_acquire);
-      if (seq < pos + 1) break;         // claimed, not yet published: look again next time
-      if (seq != pos + 1) continue;     // popped meanwhile (it is below the head now)
-      // Relaxed: a seqlock read of the cell, validated by the seq re-check below.
-      const std::uint32_t s = std::atomic_ref<std::uint32_t>(c->value).load(std::memory_order_relaxed);
-      const std::uint32_t tag = std::atomic_ref<std::uint32_t>(c->tag).load(std::memory_order_relaxed);
-      // Acquire: the cell still holds `s` for position pos (a fence-free seqlock re-check).
-      if (c->seq.load(std::memory_order_acquire) != pos + 1 || s >= q_.slot_count()) continue;
-      // Acquire: pairs with the release that made it READY (header and payload visible).
-      const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+      std::uint32_t s = 0, tag = 0;
+      const IndexRing::Peek pk = r.peek(pos, s, tag);
+      if (pk == IndexRing::Peek::NotYet) break;  // claimed, not yet published: look again next time
+      if (pk == IndexRing::Peek::Gone) continue;  // popped meanwhile (it is below the head now)
+      std::uint64_t w = 0;
       // Taken from here, or a stale entry of an earlier life of the slot: not this cell's message.
-      if (QWord::state(w) != QState::Ready || QWord::gen_lo(w) != tag) continue;
+      if (!q_.live(s, tag, w)) continue;
       if (expire_if_due(s, w)) continue;
       // The filter reads the slot while it is READY. If anyone takes it meanwhile the word
       // changes and the claim below fails, so a verdict on torn bytes is never acted on.
@@ -446,32 +438,21 @@ void QueueReader::tidy_head(std::uint32_t p, const Filter& f) noexcept {
     const std::uint64_t head = r.header().head.load(std::memory_order_acquire);
     const std::uint64_t end = r.header().tail.load(std::memory_order_acquire);
     if (end <= head) return;
-    IndexCell* c = r.cell(head);
-    if (c->seq.load(std::memory_order_acquire) != head + 1) return;
-    // Relaxed: seqlock reads, validated by the re-check.
-    const std::uint32_t s = std::atomic_ref<std::uint32_t>(c->value).load(std::memory_order_relaxed);
-    const std::uint32_t tag = std::atomic_ref<std::uint32_t>(c->tag).load(std::memory_order_relaxed);
-    if (c->seq.load(std::memory_order_acquire) != head + 1) return;
-    if (s < q_.slot_count()) {
-      // Acquire: as in take_matching().
-      const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
-      // A live head (READY in the life this entry announces) is popped only when the ring holds
-      // more entries than there are slots, which proves stale entries (a scan took them in
-      // place), and only when nobody here wants it: it goes round to the tail so that the stale
-      // entries behind it can be dropped and producers keep room.
-      const bool live = QWord::state(w) == QState::Ready && QWord::gen_lo(w) == tag;
-      if (live && (end - head <= q_.slot_count() || f.fn(f.ctx, s, w))) return;
-    }
+    std::uint32_t s = 0, tag = 0;
+    if (r.peek(head, s, tag) != IndexRing::Peek::Published) return;
+    // A live head (READY in the life this entry announces) is popped only when the ring holds
+    // more entries than there are slots, which proves stale entries (a scan took them in place),
+    // and only when nobody here wants it: it goes round to the tail so that the stale entries
+    // behind it can be dropped and producers keep room.
+    if (std::uint64_t w = 0; q_.live(s, tag, w) && (end - head <= q_.slot_count() || f.fn(f.ctx, s, w))) return;
     std::uint32_t v = 0, vtag = 0;
     if (r.try_pop(v, e_->pop, &e_->held, &vtag) != IndexStatus::Ok) return;
-    // Acquire: as above, for the entry actually popped (another popper may have won the head).
-    if (v < q_.slot_count()) {
-      const std::uint64_t w = q_.slot(v)->state.load(std::memory_order_acquire);
-      if (QWord::state(w) == QState::Ready && QWord::gen_lo(w) == vtag) {
-        q_.push_ready(v, e_->push);  // live: never dropped; to the tail (re-announced if we die here)
-        // Relaxed: statistics.
-        q_.header().selector_rotations.fetch_add(1, std::memory_order_relaxed);
-      }
+    // The entry actually popped (another popper may have won the head): live ones are never
+    // dropped; to the tail (re-announced if we die here).
+    if (std::uint64_t w = 0; q_.live(v, vtag, w)) {
+      q_.push_ready(v, e_->push);
+      // Relaxed: statistics.
+      q_.header().selector_rotations.fetch_add(1, std::memory_order_relaxed);
     }
     // Relaxed: crash word.
     e_->held.store(kQueueNoSlot, std::memory_order_relaxed);

@@ -69,6 +69,14 @@ class QueueRing {
     return ring_at(hdr_->free_ring_off + std::uint64_t{k} * hdr_->ready_ring_stride);
   }
 
+  /// Whether a ready-ring entry {slot, tag} announces the slot's current READY life; `word` gets
+  /// the state word (acquire: pairs with the release that made it READY, so header and payload
+  /// are visible). False: a stale entry (taken, or an earlier life of a reused slot) or a bad slot.
+  bool live(std::uint32_t slot, std::uint32_t tag, std::uint64_t& word) const noexcept {
+    if (slot >= slot_count()) return false;
+    word = this->slot(slot)->state.load(std::memory_order_acquire);
+    return layout::QWord::state(word) == layout::QState::Ready && layout::QWord::gen_lo(word) == tag;
+  }
   /// Any ready ring with a push claimed past its head (a hint: acquire loads, no pop).
   bool any_ready() const noexcept;
   /// Consumers: ready ring `prio` was found empty: clear its bit in ready_mask, then look again
