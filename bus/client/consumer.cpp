@@ -15,8 +15,6 @@ constexpr std::uint32_t kCheckEvery = 256;
 
 bool ConsumerImpl::admit_topic(Message& out, const ring::ReadMeta& meta) noexcept {
   out.consumer_ = nullptr;
-  out.data_ = buf.data();
-  out.size_ = meta.length;
   out.seq_ = meta.seq;
   out.producer_id_ = meta.producer_id;
   out.producer_seq_ = meta.producer_seq;
@@ -27,15 +25,11 @@ bool ConsumerImpl::admit_topic(Message& out, const ring::ReadMeta& meta) noexcep
   out.delivery_count_ = 1;
   out.dead_letter_reason_ = 0;
   out.origin_dest_id_ = 0;
-  out.framed_ = (meta.flags & layout::kSlotFramed) != 0;
-  out.priority_ = layout::kDefaultPriority;
-  if (out.framed_) {
-    if (out.frame_.open({buf.data(), meta.length}) != message::DecodeStatus::Ok) {
-      ++malformed;  // a producer wrote garbage: never handed out
-      return false;
-    }
-    out.priority_ = static_cast<std::uint8_t>(out.frame_.priority());
+  if (!out.set_payload(buf.data(), meta.length, (meta.flags & layout::kSlotFramed) != 0)) {
+    ++malformed;  // a producer wrote garbage: never handed out
+    return false;
   }
+  out.priority_ = out.framed_ ? static_cast<std::uint8_t>(out.frame_.priority()) : layout::kDefaultPriority;
   // JMS: an expired message is not delivered. One clock read, only for messages with a TTL.
   if (out.expiration_ns_ != 0 && common::real_ns() >= out.expiration_ns_) {
     ++expired;

@@ -348,6 +348,13 @@ std::string Message::message_id_string() const {
   return buf;
 }
 
+bool Message::set_payload(const std::byte* data, std::size_t len, bool framed) noexcept {
+  data_ = data;
+  size_ = len;
+  framed_ = framed;
+  return !framed || frame_.open({data, len}) == message::DecodeStatus::Ok;
+}
+
 void Message::check_object_type(std::string_view registered) const {
   if (body_type() != BodyType::Object)
     throw Error(ErrorCode::InvalidArgument, std::string("object(): this is a ") + to_string(body_type()) + " message, not an object message");

@@ -128,8 +128,6 @@ ReceiveResult ConsumerImpl::poll_queue(Message& out) noexcept {
 
 bool ConsumerImpl::fill_queue_message(Message& out, const layout::QueueSlotHeader& h, std::uint64_t word, const std::byte* data,
                         std::uint32_t len) noexcept {
-  out.data_ = data;
-  out.size_ = len;
   out.producer_id_ = h.producer_id;
   out.producer_seq_ = h.producer_seq;
   out.timestamp_ns_ = h.timestamp_ns;
@@ -139,11 +137,8 @@ bool ConsumerImpl::fill_queue_message(Message& out, const layout::QueueSlotHeade
   out.priority_ = h.priority;
   out.dead_letter_reason_ = h.reason;
   out.origin_dest_id_ = h.origin_dest_id;
-  out.framed_ = (h.flags & layout::kQFlagFramed) != 0;
-  out.expiration_ns_ = 0;
-  if (!out.framed_) return true;
-  if (out.frame_.open({data, len}) != message::DecodeStatus::Ok) return false;
-  out.expiration_ns_ = out.frame_.expiration_ns();
+  if (!out.set_payload(data, len, (h.flags & layout::kQFlagFramed) != 0)) return false;
+  out.expiration_ns_ = out.framed_ ? out.frame_.expiration_ns() : 0;
   return true;
 }
 

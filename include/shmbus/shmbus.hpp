@@ -296,6 +296,9 @@ class Message final : public message::PropertySource {
   friend struct detail::ConsumerImpl;
   friend struct detail::BrowserImpl;
   void check_object_type(std::string_view registered) const;
+  /// Points the message at `len` payload bytes at `data`: a frame (opened, validated) or a raw
+  /// payload. False: a frame that fails validation (the message must not be handed out).
+  bool set_payload(const std::byte* data, std::size_t len, bool framed) noexcept;
   detail::ConsumerImpl* consumer_ = nullptr;  // queues: who can acknowledge it
   std::uint32_t slot_ = 0;
   std::uint64_t word_ = 0;
