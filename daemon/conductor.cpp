@@ -51,12 +51,13 @@ int pidfd_open(int pid) noexcept { return static_cast<int>(::syscall(SYS_pidfd_o
 }  // namespace
 
 Conductor::Conductor(ConductorConfig cfg, OwnedShm& region, Janitor& janitor,
-                     moodycamel::ConcurrentQueue<ConductorCommand>& inbox, int signal_fd)
+                     moodycamel::ConcurrentQueue<ConductorCommand>& inbox, int signal_fd, PersistenceAgent* persist)
     : cfg_(std::move(cfg)),
       region_shm_(region),
       region_(static_cast<layout::RegionHeader*>(region.base())),
       janitor_(janitor),
       signal_fd_(signal_fd),
+      persist_(persist),
       inbox_(inbox),
       listen_fd_(listen_on(common::socket_path(cfg_.dir))),
       wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
@@ -256,6 +257,7 @@ int Conductor::expire_idle_topics() {
     // mapping stays valid until it handles TopicRemoved.
     it->second.shm->unlink();
     janitor_.inbox().enqueue(TopicRemoved{it->second.id});
+    if (it->second.queue && persist_ != nullptr) persist_->post(UnpersistQueue{it->second.id});
     it = dests_.erase(it);
   }
   return next == ~0ULL ? -1 : static_cast<int>(std::min<std::uint64_t>(next / 1'000'000 + 1, 60'000));

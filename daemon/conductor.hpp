@@ -6,6 +6,7 @@
 #include "control/protocol.hpp"
 #include "control/socket.hpp"
 #include "janitor.hpp"
+#include "persistence_agent.hpp"
 #include "layout/region_layout.hpp"
 #include "ring/queue_ring.hpp"
 #include "shm_store.hpp"
@@ -27,7 +28,10 @@ struct ConductorConfig {
 class Conductor {
  public:
   Conductor(ConductorConfig cfg, OwnedShm& region, Janitor& janitor,
-            moodycamel::ConcurrentQueue<ConductorCommand>& inbox, int signal_fd);
+            moodycamel::ConcurrentQueue<ConductorCommand>& inbox, int signal_fd, PersistenceAgent* persist = nullptr);
+  /// Re-creates the queues that have a segment log in DIR/data (before serving anyone); the
+  /// persistence agent then loads their unsettled messages back.
+  void restore_stored_queues();
   ~Conductor();
   /// Serves until a signal arrives on signal_fd. Throws only on set-up failure.
   void run();
@@ -112,6 +116,7 @@ class Conductor {
   layout::RegionHeader* region_;
   Janitor& janitor_;
   int signal_fd_;
+  PersistenceAgent* persist_ = nullptr;
   moodycamel::ConcurrentQueue<ConductorCommand>& inbox_;  // from the janitor
   control::Fd listen_fd_;
   control::Fd wake_fd_;

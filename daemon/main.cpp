@@ -28,12 +28,18 @@ constexpr const char* kUsage =
     "  --idle-topic-timeout SECONDS\n"
     "                   remove a topic (and its shared memory) once it has had no producer and no\n"
     "                   consumer for this long (default 60; 0 = at once); a queue too, if it is\n"
-    "                   also empty (a queue holding messages is kept for its consumers)\n";
+    "                   also empty (a queue holding messages is kept for its consumers)\n"
+    "  --fsync POLICY   when queue logs (DIR/data) are fsync'ed: interval:MS (default interval:10),\n"
+    "                   every:N messages, always (after every batch) or never (the OS writes back);\n"
+    "                   durable sends (Acks::Durable, --acks durable) are fsync'ed at once whatever it says\n"
+    "  --segment-bytes N  roll a log segment at N bytes (default 67108864, at least 4096)\n";
 
 struct Args {
   std::string dir;
   std::uint32_t max_clients = 1024;
   std::uint64_t idle_topic_s = 60;
+  FsyncPolicy fsync;
+  std::uint64_t segment_bytes = 64ULL << 20;
 };
 
 int usage_error(const std::string& msg) {
@@ -49,7 +55,8 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
       rc = 0;
       return false;
     }
-    if ((k == "--dir" || k == "--max-clients" || k == "--idle-topic-timeout") && i + 1 >= argc) {
+    if ((k == "--dir" || k == "--max-clients" || k == "--idle-topic-timeout" || k == "--fsync" ||
+         k == "--segment-bytes") && i + 1 >= argc) {
       rc = usage_error(k + " needs a value");
       return false;
     }
@@ -73,6 +80,21 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
         return false;
       }
       a.idle_topic_s = n;
+    } else if (k == "--fsync") {
+      const std::string v = argv[++i];
+      if (!FsyncPolicy::parse(v, a.fsync)) {
+        rc = usage_error("--fsync must be interval:MS, every:N, always or never (MS and N from 1 to 3600000), not '" + v + "'");
+        return false;
+      }
+    } else if (k == "--segment-bytes") {
+      const std::string v = argv[++i];
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || v[0] == '-' || n < 4096 || n > (1ULL << 40)) {
+        rc = usage_error("--segment-bytes must be a number of bytes from 4096 to 1099511627776, not '" + v + "'");
+        return false;
+      }
+      a.segment_bytes = n;
     } else {
       rc = usage_error("unknown argument '" + k + "'");
       return false;
@@ -87,6 +109,27 @@ std::string read_pid(const std::string& path) {
   std::string pid;
   std::getline(f, pid);
   return pid.empty() ? "unknown" : pid;
+}
+
+/// DIR/data/format names the data format version; a newer one than ours is refused (its files
+/// could be misread), a missing one is written.
+std::string check_data_dir(const std::string& data) {
+  std::error_code ec;
+  std::filesystem::create_directories(data, ec);
+  if (ec) return "cannot create " + data + ": " + ec.message();
+  const std::string f = data + "/format";
+  std::ifstream in(f);
+  std::string word;
+  unsigned long v = 0;
+  if (in >> word >> v) {
+    if (word != "shmbus-data") return f + " is not a shmbus data format file; is " + data + " someone else's?";
+    if (v > log::kLogFormatVersion)
+      return data + " was written by a newer shmbus (data format " + std::to_string(v) + "; this shmbusd reads up to " +
+             std::to_string(log::kLogFormatVersion) + "): upgrade shmbusd or use another --dir";
+    return {};
+  }
+  std::ofstream(f, std::ios::trunc) << "shmbus-data " << log::kLogFormatVersion << "\n";
+  return {};
 }
 
 int serve(const Args& a) {
@@ -110,6 +153,11 @@ int serve(const Args& a) {
   }
   // The pid goes to its own file: opening and closing the lock file again would drop the fcntl lock.
   { std::ofstream(pid_file, std::ios::trunc) << ::getpid() << "\n"; }
+
+  if (auto err = check_data_dir(dir + "/data"); !err.empty()) {
+    std::cerr << "shmbusd: " << err << "\n";
+    return 1;
+  }
 
   for (const auto& n : remove_stale_shm(common::shm_prefix(dir)))
     warn("removed stale shared memory /dev/shm/" + n + " left by a daemon that did not shut down cleanly");
@@ -142,9 +190,16 @@ int serve(const Args& a) {
     // Acquire: pairs with the release store below; the conductor is fully constructed.
     if (auto* c = conductor_ptr.load(std::memory_order_acquire)) c->wake();
   });
+  PersistenceConfig pc;
+  pc.data_dir = dir + "/data";
+  pc.fsync = a.fsync;
+  pc.log.segment_bytes = a.segment_bytes;
+  PersistenceAgent persist(rh, pc);
+  persist.start();
   {
     Conductor conductor(ConductorConfig{dir, a.max_clients, a.idle_topic_s * 1'000'000'000ULL}, region, janitor,
-                        to_conductor, sfd.get());
+                        to_conductor, sfd.get(), &persist);
+    conductor.restore_stored_queues();
     conductor_ptr.store(&conductor, std::memory_order_release);
     conductor_ptr = &conductor;
     janitor.start();
@@ -156,6 +211,7 @@ int serve(const Args& a) {
     rh->state.store(static_cast<std::uint32_t>(layout::DaemonState::Stopping), std::memory_order_release);
     conductor.wake_all_parked();
     janitor.stop();
+    persist.stop();  // the last settlements and messages logged, fsync'ed and snapshotted
     conductor_ptr.store(nullptr, std::memory_order_relaxed);
   }
   ::unlink(pid_file.c_str());

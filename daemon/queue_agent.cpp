@@ -67,6 +67,19 @@ bool QueueAgent::cas(Queue& q, std::uint32_t slot, std::uint64_t& word, std::uin
 }
 
 void QueueAgent::free_slot(Queue& q, std::uint32_t slot, std::uint64_t word) {
+  // A published PERSISTENT message is freed by the persistence agent only, after it has logged
+  // why it left the queue (expired, dead-lettered, dropped): ACKED, to the persist ring. A
+  // WRITING slot (a dead producer's) was never published: its flags may be an earlier life's.
+  const bool persistent = QWord::state(word) != QState::Writing &&
+                          (std::atomic_ref<std::uint8_t>(q.q.slot(slot)->flags).load(std::memory_order_relaxed) &
+                           layout::kQFlagPersistent) != 0;
+  if (persistent) {
+    if (cas(q, slot, word, QWord::next(word, QState::Acked, 0, 0))) {
+      ring::QueueRing::push(q.q.persist_ring(), slot, q.q.header().daemon_push);
+      ++moved_;
+    }
+    return;
+  }
   if (cas(q, slot, word, QWord::next(word, QState::Free, 0, 0))) {
     q.q.push_free(slot, q.q.header().daemon_push);
     ++moved_;
@@ -101,7 +114,8 @@ void QueueAgent::redeliver(Queue& q, std::uint32_t slot, std::uint64_t word) {
   if (!is_dlq && h.max_deliveries != 0 && QWord::count(word) >= h.max_deliveries)
     return dead_letter(q, slot, word, DeadLetterReason::MaxDeliveries);
   auto* s = q.q.slot(slot);
-  s->flags |= layout::kQFlagRedelivered;  // the daemon owns a REDELIVER slot
+  // The daemon owns a REDELIVER slot; atomic: the persistence agent may read the flags meanwhile.
+  std::atomic_ref<std::uint8_t>(s->flags).fetch_or(layout::kQFlagRedelivered, std::memory_order_relaxed);
   // Relaxed: statistics.
   h.redelivered.fetch_add(1, std::memory_order_relaxed);
   if (h.redelivery_delay_ns != 0) {
@@ -119,6 +133,7 @@ void QueueAgent::expire(Queue& q, std::uint32_t slot, std::uint64_t word) {
   h.expired.fetch_add(1, std::memory_order_relaxed);
   if ((h.flags & layout::kQueueExpiredToDlq) != 0 && (h.flags & layout::kQueueDlqEnabled) != 0)
     return dead_letter(q, slot, word, DeadLetterReason::Expired);
+  q.q.slot(slot)->reason = static_cast<std::uint8_t>(DeadLetterReason::Expired);  // the persistence agent logs why
   free_slot(q, slot, word);
 }
 
@@ -181,13 +196,20 @@ bool QueueAgent::move_to_dlq(Queue& q, Queue& dlq, std::uint32_t slot, std::uint
   dst->producer_id = src->producer_id;
   dst->length = len;
   std::atomic_ref<std::uint8_t>(dst->priority).store(src->priority, std::memory_order_relaxed);
-  dst->flags = src->flags & layout::kQFlagFramed;  // a frame stays a frame (its bytes are copied as they are)
+  // A frame stays a frame (its bytes are copied as they are); a PERSISTENT message stays one.
+  const auto keep = static_cast<std::uint8_t>(layout::kQFlagFramed | layout::kQFlagPersistent);
+  const auto dflags = static_cast<std::uint8_t>(std::atomic_ref<std::uint8_t>(const_cast<std::uint8_t&>(src->flags)).load(std::memory_order_relaxed) & keep);
+  std::atomic_ref<std::uint8_t>(dst->flags).store(dflags, std::memory_order_relaxed);
+  dst->producer_entry = 0xFF;  // no producer entry waits for this copy
   dst->reason = src->reason;
   dst->incarnation = src->incarnation;
   dst->origin_dest_id = q.dest_id;
   dw = QWord::next(dw, QState::Writing, 0, 0);
   // SYNC: release pairs with the popping consumer's acquire of the state word.
   dst->state.store(QWord::next(dw, QState::Ready, 0, 0), std::memory_order_release);
+  // Pushed to the DLQ's persist ring before the original's ACKED entry (free_slot below): the
+  // persistence agent logs the copy before the original's settlement (docs/persistence.md).
+  if ((dflags & layout::kQFlagPersistent) != 0) ring::QueueRing::push(dlq.q.persist_ring(), ds, dh.daemon_push);
   dlq.q.push_ready(ds, dh.daemon_push);
   // Relaxed: statistics.
   q.q.header().dead_lettered.fetch_add(1, std::memory_order_relaxed);
@@ -349,6 +371,8 @@ std::uint32_t QueueAgent::repair_rings(Queue& q, std::vector<std::uint32_t>& orp
     }
     q.records.push_back(&q.q.header().daemon_push);
     q.records.push_back(&q.q.header().daemon_pop);
+    q.records.push_back(&q.q.header().persist_push);
+    q.records.push_back(&q.q.header().persist_pop);
   }
   std::uint32_t repaired = 0;
   bool held = false;
@@ -371,7 +395,15 @@ void QueueAgent::reannounce(Queue& q, std::vector<std::uint32_t>& orphans, Relea
     if (s >= n) continue;
     // Acquire: as in handle().
     const std::uint64_t w = q.q.slot(s)->state.load(std::memory_order_acquire);
-    switch (QWord::state(w)) {
+    // A published PERSISTENT slot may have died on its way to the persist ring: push it there
+    // too (the persistence agent ignores what it has already logged).
+    const bool persistent = (std::atomic_ref<std::uint8_t>(q.q.slot(s)->flags).load(std::memory_order_relaxed) &
+                             layout::kQFlagPersistent) != 0;
+    const QState st = QWord::state(w);
+    if (persistent && st != QState::Free && st != QState::Writing)
+      ring::QueueRing::push(q.q.persist_ring(), s, q.q.header().daemon_push);
+    switch (st) {
+      case QState::Acked: break;
       case QState::Free: q.q.push_free(s, q.q.header().daemon_push); break;
       case QState::Ready: q.q.push_ready(s, q.q.header().daemon_push); break;
       case QState::Scheduled:

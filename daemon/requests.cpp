@@ -128,6 +128,8 @@ Conductor::Dest& Conductor::create_queue(const std::string& uri, const std::stri
   d.subscriber_owner.assign(layout::kQueueMaxConsumers, -1);
   d.producer_owner.assign(layout::kQueueMaxProducers, -1);
   janitor_.inbox().enqueue(QueueCreated{d.id, uri, d.shm});
+  // Temporary queues are never persisted (JMS: they do not outlive their connection).
+  if (persist_ != nullptr && name.rfind(control::kTempPrefix, 0) != 0) persist_->post(PersistQueue{d.id, name, d.qring, d.shm});
   info("created " + uri + ": " + std::to_string(m.capacity) + " messages x " + std::to_string(m.max_message_size) +
        " bytes max (" + std::to_string(g.total >> 10) + " KiB shared memory), max deliveries " +
        (m.max_deliveries ? std::to_string(m.max_deliveries) : std::string("unlimited")) +
@@ -303,6 +305,8 @@ void Conductor::open_queue_entry(Client& c, Dest& d, const control::OpenDest& m,
     pe->held.store(layout::kQueueNoSlot, std::memory_order_relaxed);
     pe->sent.store(0, std::memory_order_relaxed);
     pe->parked.store(0, std::memory_order_relaxed);
+    pe->durable.store(0, std::memory_order_relaxed);
+    pe->durable_waiters.store(0, std::memory_order_relaxed);
     // Release: as above.
     pe->state.store(1, std::memory_order_release);
   }
@@ -478,6 +482,14 @@ DestinationStats Conductor::queue_stats(const Dest& d, std::map<std::uint32_t, i
   ds.expired = h.expired.load(std::memory_order_relaxed);
   ds.ack_timeouts = h.ack_timeouts.load(std::memory_order_relaxed);
   ds.dropped = h.dropped.load(std::memory_order_relaxed);
+  ds.log_start_offset = h.log_start_offset.load(std::memory_order_relaxed);
+  ds.log_end_offset = h.log_end_offset.load(std::memory_order_relaxed);
+  ds.durable_offset = h.durable_offset.load(std::memory_order_relaxed);
+  ds.log_segments = h.log_segments.load(std::memory_order_relaxed);
+  ds.log_bytes = h.log_bytes.load(std::memory_order_relaxed);
+  ds.persisted = h.persisted.load(std::memory_order_relaxed);
+  ds.restored = h.restored.load(std::memory_order_relaxed);
+  ds.persist_error = h.persist_error.load(std::memory_order_relaxed);
   std::uint64_t sent = d.sent_closed;
   for (std::uint32_t i = 0; i < d.producer_owner.size(); ++i)
     if (d.producer_owner[i] >= 0) sent += d.qring.producer(i)->sent.load(std::memory_order_relaxed);
@@ -496,6 +508,27 @@ DestinationStats Conductor::queue_stats(const Dest& d, std::map<std::uint32_t, i
     ds.subscribers.push_back(ss);
   }
   return ds;
+}
+
+
+void Conductor::restore_stored_queues() {
+  for (const auto& sq : PersistenceAgent::stored_queues(cfg_.dir + "/data")) {
+    control::OpenDest m;
+    m.kind = static_cast<std::uint8_t>(Destination::Kind::Queue);
+    m.capacity = sq.meta.capacity;
+    m.max_message_size = sq.meta.max_message_size;
+    m.max_deliveries = sq.meta.max_deliveries;
+    m.redelivery_delay_ns = sq.meta.redelivery_delay_ns;
+    m.queue_flags = sq.meta.flags;
+    const std::string uri = "queue://" + sq.name;
+    try {
+      Destination::parse(uri);  // a directory name that is not a valid queue name is not ours
+      Dest& d = find_or_create(uri, sq.name, m);
+      mark_if_unused(d);
+    } catch (const Error& e) {
+      warn("stored queue " + uri + " not restored: " + e.what());
+    }
+  }
 }
 
 }  // namespace shmbus::daemon

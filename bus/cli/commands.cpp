@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -32,6 +33,7 @@ enum Allow : unsigned {
   kOptPersistent = 1U << 11,   // --persistent (sends)
   kOptSelector = 1U << 12,     // --selector EXPR (receives)
   kOptVerbose = 1U << 13,      // --verbose (receives)
+  kOptAcks = 1U << 14,         // --acks memory|durable (sends)
 };
 
 /// Longest --ttl / --delay: about 31.7 years, far from overflowing a nanosecond deadline.
@@ -50,6 +52,7 @@ struct Opts {
   std::vector<std::string> properties;
   std::optional<std::string> correlation_id;
   bool persistent = false;
+  std::optional<Acks> acks;
   std::optional<std::string> selector;
   bool verbose = false;
   std::vector<std::string> positional;
@@ -82,7 +85,7 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
                              (a == "--delay" && allowed(kOptDelay)) || (a == "--ack" && allowed(kOptAck)) ||
                              (a == "--type" && allowed(kOptType)) || (a == "--property" && allowed(kOptProperty)) ||
                              (a == "--correlation-id" && allowed(kOptCorrelation)) ||
-                             (a == "--selector" && allowed(kOptSelector));
+                             (a == "--selector" && allowed(kOptSelector)) || (a == "--acks" && allowed(kOptAcks));
     if (takes_value) {
       if (i + 1 >= args.size()) {
         std::cerr << "shmbus: " << a << " needs a value\n";
@@ -101,6 +104,14 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
         o.correlation_id = v;
       } else if (a == "--selector") {
         o.selector = v;
+      } else if (a == "--acks") {
+        if (v == "memory") o.acks = Acks::Memory;
+        else if (v == "durable") o.acks = Acks::Durable;
+        else {
+          std::cerr << "shmbus: --acks needs memory or durable, not '" << v << "'"
+                    << (v == "replicated" ? " (replication is not built yet)" : "") << "\n";
+          return false;
+        }
       } else if (a == "--ack") {
         o.ack = parse_ack(v);
         if (!o.ack) {
@@ -186,7 +197,11 @@ void print_json(const BusStats& s) {
                 << ",\"depth\":" << d.depth << ",\"scheduled\":" << d.scheduled << ",\"in_flight\":" << d.in_flight
                 << ",\"redelivered\":" << d.redelivered << ",\"dead_lettered\":" << d.dead_lettered
                 << ",\"expired\":" << d.expired << ",\"ack_timeouts\":" << d.ack_timeouts
-                << ",\"dropped\":" << d.dropped << ",\"dlq\":\"" << json_escape(d.dlq) << "\"";
+                << ",\"dropped\":" << d.dropped << ",\"dlq\":\"" << json_escape(d.dlq) << "\""
+                << ",\"log_start_offset\":" << d.log_start_offset << ",\"log_end_offset\":" << d.log_end_offset
+                << ",\"durable_offset\":" << d.durable_offset << ",\"segments\":" << d.log_segments
+                << ",\"log_bytes\":" << d.log_bytes << ",\"persisted\":" << d.persisted << ",\"restored\":" << d.restored
+                << ",\"persist_error\":\"" << (d.persist_error ? std::strerror(static_cast<int>(d.persist_error)) : "") << "\"";
     } else {
       std::cout << ",\"published\":" << d.tail << ",\"producers\":" << d.producers
                 << ",\"consumers\":" << d.subscribers.size() << ",\"holes_repaired\":" << d.holes_repaired;
@@ -220,6 +235,12 @@ void print_text(const BusStats& s) {
                 << "  consumers " << d.subscribers.size() << "  redelivered " << d.redelivered << "  dead-lettered "
                 << d.dead_lettered << "  expired " << d.expired << "  ack timeouts " << d.ack_timeouts << "  dropped "
                 << d.dropped << "  dlq " << (d.dlq.empty() ? std::string("none") : d.dlq) << "\n";
+      if (d.log_end_offset != 0 || d.persist_error != 0)
+        std::cout << "    log offsets " << d.log_start_offset << ".." << d.log_end_offset << "  durable " << d.durable_offset
+                  << "  segments " << d.log_segments << "  bytes " << d.log_bytes << "  persisted " << d.persisted
+                  << "  restored " << d.restored
+                  << (d.persist_error ? std::string("  WRITE FAILING: ") + std::strerror(static_cast<int>(d.persist_error)) : std::string())
+                  << "\n";
       for (const auto& ss : d.subscribers)
         std::cout << "    consumer " << ss.consumer_id << " (pid " << ss.pid << ")  ack " << ss.ack_mode
                   << "  received " << ss.received << "  acked " << ss.acked << "\n";
@@ -255,15 +276,24 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
   Opts o;
   if (!parse_opts(args, o,
                   kOptCount | kOptPriority | kOptTtl | kOptDelay | kOptType | kOptProperty | kOptCorrelation |
-                      kOptPersistent))
+                      kOptPersistent | kOptAcks))
     return kUsage;
   if (o.positional.empty() || o.positional.size() > 2) {
     std::cerr << "shmbus: usage: shmbus send DEST [--type text|bytes|map|stream] [--property K[:TYPE]=V ...] "
-                 "[--correlation-id ID] [--persistent] [--priority 0-9] [--ttl MS] [--delay MS] [--count N] "
+                 "[--correlation-id ID] [--persistent [--acks memory|durable]] [--priority 0-9] [--ttl MS] [--delay MS] [--count N] "
                  "[TEXT | -]\n";
     return kUsage;
   }
   const auto dest = Destination::parse(o.positional[0]);
+  if (o.acks && !o.persistent) {
+    std::cerr << "shmbus: --acks is for PERSISTENT messages: add --persistent\n";
+    return kUsage;
+  }
+  if (o.acks == Acks::Durable && dest.kind() == Destination::Kind::Topic) {
+    std::cerr << "shmbus: --acks durable is for queues: " << dest.uri()
+              << " is a topic (topics do not write PERSISTENT messages to disk yet)\n";
+    return kUsage;
+  }
   if (o.delay_ms && dest.kind() == Destination::Kind::Topic) {
     std::cerr << "shmbus: --delay is for queues only: " << dest.uri()
               << " is a topic (topics have no delivery delay)\n";
@@ -309,6 +339,7 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
   if (o.ttl_ms) popts.time_to_live = std::chrono::milliseconds(static_cast<std::int64_t>(*o.ttl_ms));
   if (o.delay_ms) popts.delivery_delay = std::chrono::milliseconds(static_cast<std::int64_t>(*o.delay_ms));
   if (o.persistent) popts.delivery_mode = DeliveryMode::Persistent;
+  if (o.acks) popts.acks = *o.acks;
   auto conn = factory(c, "shmbus-send").create_connection();
   auto session = conn.create_session();
   auto producer = session.create_producer(dest, popts, {c.capacity, c.max_size});
@@ -321,6 +352,9 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
                 << msg->encoded_size_hint() + dest.uri().size() << " bytes with its headers and properties) exceeds "
                 << "the max message size " << producer.max_message_size() << " of " << dest.uri()
                 << " (fixed when it was created; see --max-size); sent " << sent << " message(s)\n";
+    else if (st == Status::NotDurable)
+      std::cerr << "shmbus: " << dest.uri() << ": the daemon cannot write PERSISTENT messages to disk (see shmbus stat: "
+                << "persist_error); sent " << sent << " message(s)\n";
     else if (st == Status::QueueFull)
       std::cerr << "shmbus: " << dest.uri() << " is full: no consumer freed a slot within "
                 << popts.send_timeout.count() << " ms; sent " << sent << " message(s)\n";

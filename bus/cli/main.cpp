@@ -12,6 +12,8 @@ commands:
   recv DEST [--count N] [--timeout MS] print each message on its own line; stop after N messages, or when
                                        nothing arrives for MS milliseconds
   stat [--json]                        destinations, producers, consumers, positions and counters
+  dump-log PATH [--records]            print the batches (and records) of a segment log file or directory;
+                                       exit 0 if all valid, 3 on a bad CRC or torn tail, 2 on usage/IO errors
 options for send/recv (used only when the destination is created):
   --capacity SLOTS   ring slots (power of two, default 4096)
   --max-size BYTES   largest message, headers and properties included (default 4096)
@@ -22,7 +24,10 @@ options for send:
                      float, double or string; without :TYPE, true/false is a bool, an integer a long,
                      a number with . or an exponent a double, anything else a string
   --correlation-id ID  JMSCorrelationID
-  --persistent       JMSDeliveryMode PERSISTENT (carried in the header; not written to disk yet)
+  --persistent       JMSDeliveryMode PERSISTENT: queues write it to their log in DIR/data (it survives
+                     a daemon restart); topics carry it in the header only
+  --acks A           with --persistent: memory (default: return once queued) or durable (return once
+                     written and fsync'ed by the daemon)
   --priority N       0 (lowest) to 9 (highest), default 4 (queues deliver higher first)
   --ttl MS           not delivered once MS milliseconds have passed since the send (0: never expires)
   --delay MS         queues only: not delivered before MS milliseconds have passed since the send
@@ -84,6 +89,7 @@ int main(int argc, char** argv) {
     if (cmd == "send") return cmd_send(c, rest);
     if (cmd == "recv") return cmd_recv(c, rest);
     if (cmd == "stat") return cmd_stat(c, rest);
+    if (cmd == "dump-log") return cmd_dump_log(c, rest);
     std::cerr << "shmbus: unknown command '" << cmd << "'\n" << kHelp;
     return kUsage;
   } catch (const shmbus::Error& e) {

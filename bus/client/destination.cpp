@@ -97,6 +97,7 @@ const char* to_string(Status s) noexcept {
     case Status::WindowFull: return "window-full";
     case Status::AckTooLate: return "ack-too-late";
     case Status::InvalidMessage: return "invalid-message";
+    case Status::NotDurable: return "not-durable";
   }
   return "unknown";
 }

@@ -80,8 +80,12 @@ struct ProducerImpl : EndpointBase {
   /// The queue slot's fields for a send at `now_real` (real_now()).
   ring::QueueSendMeta meta(std::uint32_t length, const Effective& e, std::int64_t now_real) noexcept;
   /// Publishes now, or keeps it for commit (transacted).
-  void publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept;
+  Status publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept;
   Status queue_send(std::span<const std::byte> body, const SendOptions& o) noexcept;
+  /// PERSISTENT sends are refused while the daemon cannot write the queue's log.
+  bool log_failing() const noexcept;
+  /// Acks::Durable: waits until the persistence agent says producer_seq `seq` is on disk.
+  Status wait_durable(std::uint64_t seq) noexcept;
   // The message model
   std::uint64_t incarnation = 0;  // random, 0 with disable_message_id
   std::string dest_uri;           // JMSDestination

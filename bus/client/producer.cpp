@@ -103,9 +103,10 @@ Status ProducerImpl::topic_send_message(const OutgoingMessage& m, const SendOpti
 Status ProducerImpl::queue_send_message(const OutgoingMessage& m, const SendOptions& o) noexcept {
   const std::uint32_t cap = qwriter.ring().max_payload();
   if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
+  const Effective e = effective(o);
+  if (e.mode == DeliveryMode::Persistent && log_failing()) return Status::NotDurable;
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
-  const Effective e = effective(o);
   const std::int64_t now = real_now(e);
   std::size_t size = 0;
   const Status st = encode(m, e, {qwriter.ring().payload(slot), cap}, sequence + 1, now, size);
@@ -115,8 +116,7 @@ Status ProducerImpl::queue_send_message(const OutgoingMessage& m, const SendOpti
   }
   auto qm = meta(static_cast<std::uint32_t>(size), e, now);
   qm.framed = true;
-  publish(slot, qm);
-  return Status::Ok;
+  return publish(slot, qm);
 }
 
 }  // namespace detail
@@ -200,10 +200,9 @@ Status MessageProducer::commit(Claim& claim, std::size_t length) noexcept {
   }
   if (impl_->queue) {
     const auto slot = static_cast<std::uint32_t>(claim.sequence);
-    impl_->publish(slot, impl_->meta(static_cast<std::uint32_t>(length), impl_->effective({}),
-                                     impl_->timestamps ? common::real_ns() : 0));
     claim.status = Status::Closed;
-    return Status::Ok;
+    return impl_->publish(slot, impl_->meta(static_cast<std::uint32_t>(length), impl_->effective({}),
+                                            impl_->timestamps ? common::real_ns() : 0));
   }
   ring::SlotClaim c{reinterpret_cast<layout::SlotHeader*>(claim.buffer.data()) - 1, claim.buffer.data(), claim.sequence};
   impl_->writer.commit(c, static_cast<std::uint32_t>(length), impl_->timestamps ? common::real_ns() : 0, 0,

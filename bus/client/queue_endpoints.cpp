@@ -65,30 +65,66 @@ ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const Effective& e,
     if (e.delay.count() > 0) m.deliver_at_ns = now + common::ms_to_ns_capped(e.delay);
   }
   m.timestamp_ns = timestamps ? now_real : 0;
+  m.persistent = e.mode == DeliveryMode::Persistent;
+  m.durable_wait = m.persistent && opts.acks == Acks::Durable && session->mode != AckMode::Transacted;
   m.producer_seq = ++sequence;
   m.producer_id = id;
   m.incarnation = incarnation;
   return m;
 }
 
-void ProducerImpl::publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept {
+Status ProducerImpl::publish(std::uint32_t slot, const ring::QueueSendMeta& m) noexcept {
   if (session->mode == AckMode::Transacted) {
     // The slot stays WRITING (invisible) until commit. Reserved up front; growing is the one
     // allocation a transaction may make, and only past its first 256 sends.
     pending.emplace_back(slot, m);
-    return;
+    return Status::Ok;
   }
   qwriter.publish(slot, m);
+  if (m.durable_wait) return wait_durable(m.producer_seq);
+  return Status::Ok;
+}
+
+bool ProducerImpl::log_failing() const noexcept {
+  // Relaxed: a hint the persistence agent sets and clears; a send racing the change is either
+  // refused or written (and then retried by the agent until the disk takes it).
+  return qwriter.ring().header().persist_error.load(std::memory_order_relaxed) != 0;
+}
+
+Status ProducerImpl::wait_durable(std::uint64_t seq) noexcept {
+  auto& e = qwriter.entry();
+  auto& region = conn->header();
+  const std::uint64_t deadline = common::mono_ns() + common::ms_to_ns_capped(opts.send_timeout);
+  const auto done = [&] {
+    // Acquire: pairs with the persistence agent's release store after its fsync.
+    const std::uint64_t w = e.durable.load(std::memory_order_acquire);
+    return (w >> layout::kDurableSeqBits) == (id & 0xFFFFFF) &&
+           (w & ((1ULL << layout::kDurableSeqBits) - 1)) >= (seq & ((1ULL << layout::kDurableSeqBits) - 1));
+  };
+  // Wake the persistence agent if it sleeps (our persist-ring push was a seq_cst CAS).
+  ring::wake_waiters(region.persist_doorbell, region.persist_waiters);
+  std::atomic<std::uint32_t> parked{0};  // the daemon never needs to uncount a durable waiter: slices are short
+  while (!done()) {
+    if (log_failing()) return Status::NotDurable;
+    if (!conn->alive()) return Status::DaemonGone;
+    const std::uint64_t now = common::mono_ns();
+    if (now >= deadline) return Status::NotDurable;
+    // The agent stores `durable` (release) then bumps durable_seq and wakes (wake_waiters).
+    ring::park_once(e.durable_seq, e.durable_waiters, parked, std::min(deadline - now, kParkSliceNs),
+                    [&] { return !done(); });
+  }
+  return Status::Ok;
 }
 
 Status ProducerImpl::queue_send(std::span<const std::byte> body, const SendOptions& o) noexcept {
   if (body.size() > qwriter.ring().max_payload()) return Status::MessageTooLarge;
+  const Effective e = effective(o);
+  if (e.mode == DeliveryMode::Persistent && log_failing()) return Status::NotDurable;
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
   std::memcpy(qwriter.ring().payload(slot), body.data(), body.size());
   // A raw payload has no JMSExpiration or JMSDeliveryTime: only the timestamp needs the clock.
-  publish(slot, meta(static_cast<std::uint32_t>(body.size()), effective(o), timestamps ? common::real_ns() : 0));
-  return Status::Ok;
+  return publish(slot, meta(static_cast<std::uint32_t>(body.size()), e, timestamps ? common::real_ns() : 0));
 }
 
 void ProducerImpl::before_close() noexcept {

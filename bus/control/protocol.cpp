@@ -165,6 +165,8 @@ Writer encode(const StatReply& m) {
           .u64(s.acked).str(s.ack_mode);
     w.u64(d.depth).u64(d.scheduled).u64(d.in_flight).u64(d.redelivered).u64(d.dead_lettered).u64(d.expired);
     w.u64(d.ack_timeouts).u64(d.dropped).str(d.dlq).u8(d.temporary ? 1 : 0);
+    w.u64(d.log_start_offset).u64(d.log_end_offset).u64(d.durable_offset).u64(d.log_segments).u64(d.log_bytes);
+    w.u64(d.persisted).u64(d.restored).u32(d.persist_error);
   }
   return w;
 }
@@ -216,6 +218,14 @@ void decode(Reader& r, StatReply& m) {
     d.dropped = r.u64();
     d.dlq = r.str();
     d.temporary = r.u8() != 0;
+    d.log_start_offset = r.u64();
+    d.log_end_offset = r.u64();
+    d.durable_offset = r.u64();
+    d.log_segments = r.u64();
+    d.log_bytes = r.u64();
+    d.persisted = r.u64();
+    d.restored = r.u64();
+    d.persist_error = r.u32();
   }
 }
 Writer encode(const CreateTemp& m) {

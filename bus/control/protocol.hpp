@@ -20,7 +20,7 @@
 namespace shmbus::control {
 
 inline constexpr std::uint32_t kMagic = 0x31434253;  // "SBC1"
-inline constexpr std::uint32_t kProtocolVersion = 3;  // 3: temporary destinations
+inline constexpr std::uint32_t kProtocolVersion = 4;  // 3: temporary destinations; 4: persistence figures in stat
 inline constexpr std::uint32_t kMaxBody = 1U << 20;
 inline constexpr std::size_t kHeaderSize = 16;
 

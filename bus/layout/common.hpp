@@ -7,7 +7,7 @@
 namespace shmbus::layout {
 
 /// Bumped whenever any shared-memory layout changes in a way an older peer cannot read.
-inline constexpr std::uint32_t kLayoutVersion = 2;  // 2: message frames, slot incarnation/expiration
+inline constexpr std::uint32_t kLayoutVersion = 3;  // 2: message frames, slot incarnation/expiration; 3: persistence (queue persist ring, ACKED, durable words)
 
 inline constexpr std::size_t kCacheLine = 64;
 /// Hot counters get a 128-byte block: adjacent-line prefetch pairs 64-byte lines.

@@ -39,8 +39,10 @@ inline constexpr std::uint64_t kQueueMagic = 0x5551'5355'424D'4853ULL;  // "SHMB
 inline constexpr std::uint32_t kQueueMaxProducers = 64;
 inline constexpr std::uint32_t kQueueMaxConsumers = 64;
 inline constexpr std::uint32_t kPriorities = 10;         // JMS 0-9
-/// Index rings of a queue, laid out back to back one stride apart: free, ready[0..9], agent.
-inline constexpr std::uint32_t kQueueIndexRings = kPriorities + 2;
+/// Index rings of a queue, laid out back to back one stride apart: free, ready[0..9], agent,
+/// persist (PERSISTENT slots for the daemon's persistence agent: published, or settled).
+inline constexpr std::uint32_t kQueueIndexRings = kPriorities + 3;
+inline constexpr std::uint32_t kPersistRingIndex = kPriorities + 2;
 inline constexpr std::uint8_t kDefaultPriority = 4;      // JMS default
 inline constexpr std::uint32_t kMinQueueSlots = 4;
 inline constexpr std::uint32_t kMaxQueueSlots = 1U << 22;
@@ -59,6 +61,8 @@ enum class QState : std::uint64_t {
   Delivered = 4,  // a consumer owns it until ack (owner = consumer entry)
   Redeliver = 5,  // handed to the daemon: rollback/recover/timeout/death; it decides READY/DLQ
   Expired = 6,    // handed to the daemon: found past expires_at; it decides DLQ/FREE
+  Acked = 7,      // a PERSISTENT message settled (acked, expired, dead-lettered): in the persist
+                  // ring; the persistence agent logs the settlement, then frees the slot
 };
 
 /// State word: gen (44 bits) | delivery count (8) | owner entry (8) | state (4).
@@ -84,6 +88,14 @@ struct QWord {
 /// QueueSlotHeader::flags
 inline constexpr std::uint8_t kQFlagRedelivered = 1;
 inline constexpr std::uint8_t kQFlagFramed = 2;  // the payload is a message frame (docs/message-frame.md), else raw bytes
+inline constexpr std::uint8_t kQFlagPersistent = 4;  // PERSISTENT: logged by the persistence agent, freed only by it
+inline constexpr std::uint8_t kQFlagDurableWait = 8;  // its producer waits until it is fsync'ed (Acks::Durable)
+/// QueueProducerEntry::durable packs the producer id and its highest durable sequence, so a
+/// reused entry can never show its new producer a durability that belongs to the old one.
+inline constexpr std::uint64_t kDurableSeqBits = 40;
+constexpr std::uint64_t durable_word(std::uint32_t producer_id, std::uint64_t seq) noexcept {
+  return (std::uint64_t{producer_id & 0xFFFFFF} << kDurableSeqBits) | (seq & ((1ULL << kDurableSeqBits) - 1));
+}
 /// QueueSlotHeader::reason (why a message is in a dead-letter queue)
 enum class DeadLetterReason : std::uint8_t { None = 0, MaxDeliveries = 1, Expired = 2 };
 /// QueueHeader::flags
@@ -119,6 +131,11 @@ struct alignas(kHotBlock) QueueHeader {
   char name[72];
   // As on topics: the daemon deleted this queue (a temporary one); producers get Status::Closed.
   std::atomic<std::uint32_t> removed;
+  // The persistence agent could not write this queue's log: the errno (ENOSPC, EIO), 0 when
+  // fine. PERSISTENT sends are refused while it is set (Status::NotDurable); cleared when a write
+  // succeeds again.
+  std::atomic<std::uint32_t> persist_error;
+  std::uint64_t persist_ring_off;
   // --- consumers' futex: bumped when a slot becomes READY and someone is parked.
   alignas(kHotBlock) std::atomic<std::uint32_t> notify_seq;
   std::atomic<std::uint32_t> waiters;
@@ -138,6 +155,18 @@ struct alignas(kHotBlock) QueueHeader {
   // --- the daemon's claim records (pusher, popper): it never dies while the queue exists.
   alignas(kHotBlock) ClaimRecord daemon_push;
   ClaimRecord daemon_pop;
+  // --- the persistence agent's claim records (a second daemon thread: its own records).
+  ClaimRecord persist_push;
+  ClaimRecord persist_pop;
+  // --- the persistence agent's figures for stat (relaxed; written by that agent only).
+  std::atomic<std::uint64_t> log_start_offset;
+  std::atomic<std::uint64_t> log_end_offset;
+  std::atomic<std::uint64_t> durable_offset;  // fsync'ed below this offset
+  std::atomic<std::uint64_t> log_segments;
+  std::atomic<std::uint64_t> log_bytes;
+  std::atomic<std::uint64_t> persisted;       // messages logged
+  std::atomic<std::uint64_t> restored;        // messages loaded back from the log after a restart
+  std::atomic<std::uint64_t> persist_failures;  // appends/fsyncs that failed (disk full, I/O error)
 };
 
 /// One per open queue producer (384 bytes).
@@ -148,6 +177,12 @@ struct alignas(kHotBlock) QueueProducerEntry {
   std::atomic<std::uint32_t> parked;  // 1 while counted in space_waiters (the daemon uncounts a dead one)
   std::atomic<std::uint64_t> held;  // slot between two rings (kQueueNoSlot: none); crash recovery
   std::atomic<std::uint64_t> sent;  // messages made READY/SCHEDULED (statistics)
+  // Durable sends: durable_word(producer_id, highest producer_seq on disk), stored by the
+  // persistence agent after an fsync; durable_seq is its futex (bumped on every store) and
+  // durable_waiters counts producers parked on it.
+  std::atomic<std::uint64_t> durable;
+  std::atomic<std::uint32_t> durable_seq;
+  std::atomic<std::uint32_t> durable_waiters;
   alignas(kHotBlock) ClaimRecord push;
   ClaimRecord pop;
 };
@@ -188,7 +223,7 @@ struct alignas(kCacheLine) QueueSlotHeader {
   std::uint8_t priority;  // 0-9
   std::uint8_t flags;     // kQFlag*
   std::uint8_t reason;    // DeadLetterReason (DLQ copies)
-  std::uint8_t reserved0;
+  std::uint8_t producer_entry;  // the producer entry that sent it (durable acknowledgements)
   std::uint32_t origin_dest_id;  // DLQ copies: the queue it died in
   std::uint64_t incarnation;     // the producer's random 64-bit id: message id = {incarnation, producer_seq}
 };
@@ -206,7 +241,17 @@ static_assert(offsetof(QueueHeader, space_seq) == 384);
 static_assert(offsetof(QueueHeader, redelivered) == 512);
 static_assert(offsetof(QueueHeader, daemon_push) == 640);
 static_assert(offsetof(QueueHeader, daemon_pop) == 768);
-static_assert(sizeof(QueueHeader) == 896);
+static_assert(offsetof(QueueHeader, persist_error) == 212);
+static_assert(offsetof(QueueHeader, persist_ring_off) == 216);
+static_assert(offsetof(QueueHeader, persist_push) == 896);
+static_assert(offsetof(QueueHeader, persist_pop) == 1024);
+static_assert(offsetof(QueueHeader, log_start_offset) == 1152);
+static_assert(offsetof(QueueHeader, persist_failures) == 1152 + 56);
+static_assert(sizeof(QueueHeader) == 1280);
+static_assert(offsetof(QueueProducerEntry, durable) == 32);
+static_assert(offsetof(QueueProducerEntry, durable_seq) == 40);
+static_assert(offsetof(QueueProducerEntry, durable_waiters) == 44);
+static_assert(offsetof(QueueSlotHeader, producer_entry) == 51);
 static_assert(std::is_standard_layout_v<QueueProducerEntry>);
 static_assert(sizeof(QueueProducerEntry) == 384);
 static_assert(offsetof(QueueProducerEntry, held) == 16);
@@ -237,7 +282,7 @@ static_assert(offsetof(QueueHeader, selector_rotations) == 512 + 48);
 struct QueueGeometry {
   std::uint32_t slot_count = 0, slot_size = 0, window = 0, ring_capacity = 0;
   std::uint64_t producers_off = 0, consumers_off = 0, free_ring_off = 0, ready_rings_off = 0,
-                ready_ring_stride = 0, agent_ring_off = 0, fifos_off = 0, slots_off = 0, total = 0;
+                ready_ring_stride = 0, agent_ring_off = 0, persist_ring_off = 0, fifos_off = 0, slots_off = 0, total = 0;
 };
 
 constexpr std::uint32_t queue_slot_size_for(std::uint32_t max_payload) noexcept {
@@ -256,7 +301,8 @@ constexpr QueueGeometry queue_geometry(std::uint32_t slot_count, std::uint32_t m
   g.ready_ring_stride = align_up(index_ring_size(g.ring_capacity), kHotBlock);
   g.ready_rings_off = g.free_ring_off + g.ready_ring_stride;
   g.agent_ring_off = g.ready_rings_off + kPriorities * g.ready_ring_stride;
-  g.fifos_off = g.agent_ring_off + g.ready_ring_stride;
+  g.persist_ring_off = g.agent_ring_off + g.ready_ring_stride;
+  g.fifos_off = g.persist_ring_off + g.ready_ring_stride;
   g.slots_off = align_up(g.fifos_off + std::uint64_t{kQueueMaxConsumers} * g.window * sizeof(FifoEntry), kHotBlock);
   g.total = g.slots_off + std::uint64_t{slot_count} * g.slot_size;
   return g;

@@ -9,7 +9,9 @@
 //      24     4  daemon_pid
 //      28     4  max_clients
 //      32     8  daemon_start_ns  CLOCK_REALTIME at daemon start (pid-reuse guard)
-//      40    24  reserved
+//      40     4  persist_doorbell durable sends bump it to wake the persistence agent (its futex)
+//      44     4  persist_waiters  1 while the persistence agent is parked on the doorbell
+//      48    16  reserved
 //      64     4  state            1 running, 2 stopping (clean shutdown in progress)
 //      68    60  reserved
 //     128     8  heartbeat_ns     CLOCK_MONOTONIC of the last daemon tick
@@ -36,7 +38,9 @@ struct alignas(kCacheLine) RegionHeader {
   std::int32_t daemon_pid;
   std::uint32_t max_clients;
   std::uint64_t daemon_start_ns;
-  std::uint8_t reserved0[24];
+  std::atomic<std::uint32_t> persist_doorbell;
+  std::atomic<std::uint32_t> persist_waiters;
+  std::uint8_t reserved0[16];
   std::atomic<std::uint32_t> state;
   std::uint8_t reserved1[60];
   std::atomic<std::uint64_t> heartbeat_ns;
@@ -57,6 +61,8 @@ static_assert(offsetof(RegionHeader, layout_version) == 8);
 static_assert(offsetof(RegionHeader, total_length) == 16);
 static_assert(offsetof(RegionHeader, daemon_pid) == 24);
 static_assert(offsetof(RegionHeader, daemon_start_ns) == 32);
+static_assert(offsetof(RegionHeader, persist_doorbell) == 40);
+static_assert(offsetof(RegionHeader, persist_waiters) == 44);
 static_assert(offsetof(RegionHeader, state) == 64);
 static_assert(offsetof(RegionHeader, heartbeat_ns) == 128);
 static_assert(std::is_standard_layout_v<ClientEntry>);

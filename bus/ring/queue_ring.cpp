@@ -44,7 +44,8 @@ std::string_view check_queue(const void* base, std::size_t available) noexcept {
   if (h->slot_size != g.slot_size || h->window != g.window || h->ring_capacity != g.ring_capacity ||
       h->producers_off != g.producers_off || h->consumers_off != g.consumers_off || h->free_ring_off != g.free_ring_off ||
       h->ready_rings_off != g.ready_rings_off || h->ready_ring_stride != g.ready_ring_stride ||
-      h->agent_ring_off != g.agent_ring_off || h->fifos_off != g.fifos_off || h->slots_off != g.slots_off ||
+      h->agent_ring_off != g.agent_ring_off || h->persist_ring_off != g.persist_ring_off || h->fifos_off != g.fifos_off ||
+      h->slots_off != g.slots_off ||
       h->max_producers != layout::kQueueMaxProducers || h->max_consumers != layout::kQueueMaxConsumers)
     return "queue geometry is inconsistent";
   if (h->total_length != g.total || g.total > available) return "queue is longer than its mapping";
@@ -91,6 +92,7 @@ bool QueueRing::init(void* base, std::uint64_t available, const QueueConfig& cfg
   h->ready_rings_off = g.ready_rings_off;
   h->ready_ring_stride = g.ready_ring_stride;
   h->agent_ring_off = g.agent_ring_off;
+  h->persist_ring_off = g.persist_ring_off;
   h->fifos_off = g.fifos_off;
   h->slots_off = g.slots_off;
   std::memset(h->name, 0, sizeof h->name);
@@ -98,6 +100,8 @@ bool QueueRing::init(void* base, std::uint64_t available, const QueueConfig& cfg
   // Relaxed (all of init): published by the release store of layout_version at the end.
   IndexRing::init_record(h->daemon_push, layout::kDaemonOwner, layout::ClaimRole::Pusher);
   IndexRing::init_record(h->daemon_pop, layout::kDaemonOwner, layout::ClaimRole::Popper);
+  IndexRing::init_record(h->persist_push, layout::kDaemonOwner, layout::ClaimRole::Pusher);
+  IndexRing::init_record(h->persist_pop, layout::kDaemonOwner, layout::ClaimRole::Popper);
   for (std::uint32_t i = 0; i < layout::kQueueIndexRings; ++i)
     IndexRing::init(b + g.free_ring_off + std::uint64_t{i} * g.ready_ring_stride, g.ring_capacity);
   for (std::uint32_t i = 0; i < layout::kQueueMaxProducers; ++i) {
@@ -242,7 +246,13 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
   h->length = m.length;
   std::atomic_ref<std::uint8_t>(h->priority).store(std::min<std::uint8_t>(m.priority, layout::kPriorities - 1),
                                                    std::memory_order_relaxed);
-  h->flags = m.framed ? layout::kQFlagFramed : 0;
+  // Relaxed atomic store: the persistence agent may read a stale entry's flags (it re-checks
+  // the state word around the read, seqlock style).
+  std::atomic_ref<std::uint8_t>(h->flags).store(
+      static_cast<std::uint8_t>((m.framed ? layout::kQFlagFramed : 0) | (m.persistent ? layout::kQFlagPersistent : 0) |
+                                (m.persistent && m.durable_wait ? layout::kQFlagDurableWait : 0)),
+      std::memory_order_relaxed);
+  h->producer_entry = static_cast<std::uint8_t>(index_);
   h->reason = 0;
   h->origin_dest_id = 0;
   h->incarnation = m.incarnation;
@@ -252,6 +262,9 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
   // SYNC: release pairs with the acquire load of whoever pops the slot number (consumer or
   // daemon): the header and payload written above are visible before the state says READY.
   h->state.store(QWord::next(w, scheduled ? QState::Scheduled : QState::Ready, 0, 0), std::memory_order_release);
+  // A PERSISTENT message goes to the persistence agent first: from now on only that agent frees
+  // the slot, so it can read the message whenever it gets to it.
+  if (m.persistent) QueueRing::push(q_.persist_ring(), slot, e_->push);
   if (scheduled) QueueRing::push(q_.agent_ring(), slot, e_->push);
   else q_.push_ready(slot, e_->push);
   // Relaxed: statistics / crash word.
@@ -474,14 +487,23 @@ SettleStatus QueueReader::settle(const QueueDelivery& d, bool ack) noexcept {
   // Relaxed: crash word.
   e_->held.store(d.slot, std::memory_order_relaxed);
   std::uint64_t w = d.word;
-  const std::uint64_t nw = ack ? QWord::next(w, QState::Free, 0, 0) : QWord::next(w, QState::Redeliver);
+  // Relaxed: the slot is DELIVERED to us; its flags changed last before it was (daemon's release).
+  const bool persistent =
+      (std::atomic_ref<std::uint8_t>(q_.slot(d.slot)->flags).load(std::memory_order_relaxed) & layout::kQFlagPersistent) != 0;
+  const std::uint64_t nw = !ack ? QWord::next(w, QState::Redeliver)
+                           : persistent ? QWord::next(w, QState::Acked, 0, 0)
+                                        : QWord::next(w, QState::Free, 0, 0);
   // SYNC: acq_rel; races the daemon's ack-timeout CAS: one winner. Release: our reads of the
   // payload are finished before the next owner writes it.
   if (!q_.slot(d.slot)->state.compare_exchange_strong(w, nw, std::memory_order_acq_rel, std::memory_order_relaxed)) {
     e_->held.store(kQueueNoSlot, std::memory_order_relaxed);
     return SettleStatus::NotOwned;
   }
-  if (ack) {
+  if (ack && persistent) {
+    QueueRing::push(q_.persist_ring(), d.slot, e_->push);
+    // Relaxed: statistics.
+    bump(e_->acked);
+  } else if (ack) {
     q_.push_free(d.slot, e_->push);
     // Relaxed: statistics.
     bump(e_->acked);

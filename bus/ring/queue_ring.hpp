@@ -64,7 +64,9 @@ class QueueRing {
     return ring_at(hdr_->ready_rings_off + std::uint64_t{prio} * hdr_->ready_ring_stride);
   }
   IndexRing agent_ring() const noexcept { return ring_at(hdr_->agent_ring_off); }
-  /// Ring k of the kQueueIndexRings (0 free, 1..10 ready[0..9], 11 agent), for walks over all.
+  /// PERSISTENT slots for the persistence agent: pushed once when published, once when settled.
+  IndexRing persist_ring() const noexcept { return ring_at(hdr_->persist_ring_off); }
+  /// Ring k of the kQueueIndexRings (0 free, 1..10 ready[0..9], 11 agent, 12 persist), for walks over all.
   IndexRing index_ring(std::uint32_t k) const noexcept {
     return ring_at(hdr_->free_ring_off + std::uint64_t{k} * hdr_->ready_ring_stride);
   }
@@ -114,7 +116,9 @@ struct QueueSendMeta {
   std::uint64_t producer_seq = 0;
   std::uint32_t producer_id = 0;
   std::uint64_t incarnation = 0;
-  bool framed = false;  // the payload is a message frame
+  bool framed = false;      // the payload is a message frame
+  bool persistent = false;  // PERSISTENT: handed to the persistence agent too (docs/persistence.md)
+  bool durable_wait = false;  // the producer waits for the fsync (Acks::Durable): flush at once
 };
 
 /// A producer's side. One thread at a time.
@@ -180,7 +184,8 @@ class QueueReader {
     std::atomic_thread_fence(std::memory_order_acquire);
     return q_.slot(d.slot)->state.load(std::memory_order_relaxed) == d.word;
   }
-  /// DELIVERED(us, d.word) -> FREE, slot to the free ring.
+  /// DELIVERED(us, d.word) -> FREE, slot to the free ring; a PERSISTENT message -> ACKED, slot to
+  /// the persist ring (the persistence agent logs the ack, then frees it).
   SettleStatus ack(const QueueDelivery& d) noexcept;
   /// DELIVERED(us, d.word) -> REDELIVER, slot to the daemon (rollback, recover).
   SettleStatus give_back(const QueueDelivery& d) noexcept;

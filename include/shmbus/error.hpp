@@ -51,6 +51,11 @@ enum class Status : unsigned {
   WindowFull,       ///< this consumer holds as many unsettled messages as the queue's window: acknowledge first
   AckTooLate,       ///< the message was already taken back (ack timeout, recover, rollback) or settled: it is, or was, redelivered
   InvalidMessage,   ///< the message could not be encoded (a header or property the frame cannot hold); nothing was sent
+  /// PERSISTENT send: the daemon cannot write this destination's log (disk full, I/O error; `shmbus
+  /// stat` shows it). Returned before sending while the condition lasts (nothing was sent), or,
+  /// with Acks::Durable, when the message was queued but could not be made durable in time (it may
+  /// still be delivered; it is not promised to survive a restart).
+  NotDurable,
 };
 
 /// Human name of a status ("ok", "timeout", ...).

@@ -117,6 +117,12 @@ enum class AckMode : std::uint8_t {
 /// "auto", "client", "dups_ok", "individual", "transacted".
 const char* to_string(AckMode m) noexcept;
 
+/// When a PERSISTENT send returns (ProducerOptions::acks).
+enum class Acks : std::uint8_t {
+  Memory,   ///< in the queue's shared memory: survives the producer, not a daemon crash before the write
+  Durable,  ///< written to the queue's log and fsync'ed: survives a daemon or host crash
+};
+
 /// What a producer does when a queue has no free slot.
 enum class FullPolicy : std::uint8_t {
   Block,     ///< wait up to ProducerOptions::send_timeout for a consumer to free one, then Status::QueueFull
@@ -167,9 +173,14 @@ struct ProducerOptions {
   /// or holding a zero-copy claim; a dead one is repaired by the daemon within milliseconds. The
   /// claimed sequence is kept and reused by the next send()/claim().
   std::chrono::milliseconds stall_timeout{1000};
-  /// JMSDeliveryMode of what this producer sends. PERSISTENT is carried in the header today;
-  /// writing it to disk comes with the persistence work (docs/api.md).
+  /// JMSDeliveryMode of what this producer sends. PERSISTENT messages to a queue are written to
+  /// the queue's segment log by the daemon's persistence agent and survive a daemon restart
+  /// (docs/persistence.md); topics carry the mode in the header only.
   DeliveryMode delivery_mode = DeliveryMode::NonPersistent;
+  /// When a PERSISTENT send returns: Acks::Memory once it is in the queue (the daemon writes it
+  /// soon after, fsync by the queue's policy); Acks::Durable once the daemon has written and
+  /// fsync'ed it (group commit: many producers share one fsync). NON_PERSISTENT sends ignore it.
+  Acks acks = Acks::Memory;
   bool disable_message_id = false;  ///< JMS setDisableMessageID: JMSMessageID is null
   std::uint8_t priority = 4;                     ///< JMS priority 0-9 (queues deliver higher first; topics carry it)
   std::chrono::milliseconds time_to_live{0};     ///< 0: never expires; else not delivered after send + ttl (queues and topics)

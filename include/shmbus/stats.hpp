@@ -41,6 +41,15 @@ struct DestinationStats {
   std::uint64_t dropped = 0;        ///< dead letters dropped (no DLQ), cumulative
   std::string dlq;                  ///< "queue://DLQ.NAME" when dead letters go there, else ""
   bool temporary = false;           ///< a temporary destination (Session::create_temporary_queue/topic)
+  // Queues with a segment log (PERSISTENT messages; docs/persistence.md). All 0 before the first.
+  std::uint64_t log_start_offset = 0;  ///< first offset still in the log
+  std::uint64_t log_end_offset = 0;    ///< next offset to be written
+  std::uint64_t durable_offset = 0;    ///< every record below it is fsync'ed
+  std::uint64_t log_segments = 0;      ///< segment files
+  std::uint64_t log_bytes = 0;         ///< bytes of .log files
+  std::uint64_t persisted = 0;         ///< PERSISTENT messages written since the daemon started
+  std::uint64_t restored = 0;          ///< messages loaded back from the log after a restart
+  std::uint32_t persist_error = 0;     ///< errno of the failing write (ENOSPC, EIO), 0 when fine
 };
 
 /// One attached client process.

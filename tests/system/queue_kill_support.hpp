@@ -61,6 +61,7 @@ inline const char* state_name(layout::QState s) {
     case layout::QState::Delivered: return "DELIVERED";
     case layout::QState::Redeliver: return "REDELIVER";
     case layout::QState::Expired: return "EXPIRED";
+    case layout::QState::Acked: return "ACKED";
   }
   return "?";
 }

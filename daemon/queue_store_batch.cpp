@@ -1,0 +1,233 @@
+// QueueStore: the write path (persist ring -> one batch -> the log) and the flush that makes
+// durable sends return. See queue_store.hpp and docs/persistence.md.
+#include "queue_store.hpp"
+
+#include "common/paths.hpp"
+#include "log.hpp"
+#include "ring/futex.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace shmbus::daemon {
+
+using layout::QState;
+using layout::QWord;
+
+namespace {
+constexpr std::uint64_t kNone = ~0ULL;
+constexpr std::size_t kMaxBatchRecords = 1024;
+constexpr std::size_t kMaxBatchBytes = 4U << 20;
+
+template <class T>
+void put(std::vector<std::byte>& v, const T& x) {
+  const auto* p = reinterpret_cast<const std::byte*>(&x);
+  v.insert(v.end(), p, p + sizeof x);
+}
+std::int64_t mono_to_real(std::uint64_t mono, std::uint64_t now_mono, std::int64_t now_real) {
+  if (mono == 0) return 0;
+  return now_real + (static_cast<std::int64_t>(mono) - static_cast<std::int64_t>(now_mono));
+}
+}  // namespace
+
+std::size_t QueueStore::drain(std::uint64_t now_mono) {
+  popped_.clear();
+  batch_.clear();
+  scratch_.clear();
+  value_at_.clear();
+  batch_slots_.clear();
+  settles_.clear();
+  durable_wait_ = false;
+  batch_seqs_.clear();
+  if (q_.persist_ring().looks_empty() && retry_.empty() && deferred_.empty()) return 0;
+  if (!ensure_log()) {
+    drain_without_log();
+    return 0;
+  }
+  // Settlements of dead letters waited one round: their DLQ copies are logged by now.
+  for (const auto& d : deferred_) {
+    popped_.push_back(d.slot);
+    add_settle(d.slot, d.word, d.reason);
+  }
+  deferred_.clear();
+  auto retry = std::move(retry_);
+  retry_.clear();
+  for (auto s : retry) classify(s);
+  while (batch_.size() < kMaxBatchRecords && scratch_.size() < kMaxBatchBytes) {
+    std::uint32_t s = 0;
+    if (q_.persist_ring().try_pop(s, q_.header().persist_pop) != ring::IndexStatus::Ok) break;
+    classify(s);
+  }
+  if (batch_.empty()) return 0;
+  now_mono_ = now_mono;
+  return append_batch() ? batch_.size() : 0;
+}
+
+void QueueStore::drain_without_log() {
+  // The log could not be opened: settle without logging so the queue does not wedge (the error
+  // word already refuses new PERSISTENT sends).
+  std::uint32_t s = 0;
+  while (q_.persist_ring().try_pop(s, q_.header().persist_pop) == ring::IndexStatus::Ok) {
+    if (s >= q_.slot_count()) continue;
+    // Acquire: pairs with the release CAS that made it ACKED.
+    std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+    if (QWord::state(w) != QState::Acked) continue;
+    // SYNC: acq_rel; only this agent moves an ACKED slot.
+    if (q_.slot(s)->state.compare_exchange_strong(w, QWord::next(w, QState::Free, 0, 0), std::memory_order_acq_rel))
+      q_.push_free(s, q_.header().persist_push);
+  }
+}
+
+void QueueStore::classify(std::uint32_t s) {
+  if (s >= q_.slot_count()) return;
+  auto* h = q_.slot(s);
+  for (int tries = 0; tries < 8; ++tries) {
+    // Acquire: pairs with the release that published this state (header and payload visible).
+    const std::uint64_t w1 = h->state.load(std::memory_order_acquire);
+    const QState st = QWord::state(w1);
+    if (st == QState::Free || st == QState::Writing) return;  // a stale entry
+    // Relaxed atomic read, then a seqlock check: if the generation did not move, the flags are
+    // this life's; a PERSISTENT life is freed by nobody but us, so its bytes stay put.
+    const std::uint8_t fl = std::atomic_ref<std::uint8_t>(h->flags).load(std::memory_order_relaxed);
+    // SYNC: the acquire fence orders the flags read before the second state load.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    const std::uint64_t w2 = h->state.load(std::memory_order_relaxed);
+    if (QWord::gen(w1) != QWord::gen(w2) && QWord::state(w2) != QState::Acked) continue;
+    if ((fl & layout::kQFlagPersistent) == 0) return;
+    if (std::find(popped_.begin(), popped_.end(), s) != popped_.end() && QWord::state(w2) != QState::Acked) return;
+    popped_.push_back(s);
+    if (logged_[s] == kNone) add_message(s, fl);
+    if (QWord::state(w2) != QState::Acked) return;
+    if (std::any_of(settles_.begin(), settles_.end(), [s](const Pending& p) { return p.slot == s; })) return;
+    const auto why = h->reason == 0 ? SettleReason::Acked
+                     : h->reason == static_cast<std::uint8_t>(layout::DeadLetterReason::Expired) ? SettleReason::Expired
+                                                                                                 : SettleReason::DeadLettered;
+    if (why == SettleReason::DeadLettered) deferred_.push_back({s, w2, 0, why});
+    else add_settle(s, w2, why);
+    return;
+  }
+}
+
+void QueueStore::add_message(std::uint32_t s, std::uint8_t fl) {
+  const auto* h = q_.slot(s);
+  const std::int64_t now_real = common::real_ns();
+  const std::uint64_t now_mono = common::mono_ns();
+  QueueMessageRecord r{};
+  r.timestamp_ns = h->timestamp_ns;
+  // Relaxed atomic loads: fields that stale-entry readers look at are written atomically.
+  r.expires_real_ns = mono_to_real(std::atomic_ref<const std::uint64_t>(h->expires_at_ns).load(std::memory_order_relaxed),
+                                   now_mono, now_real);
+  r.deliver_at_real_ns = mono_to_real(h->deliver_at_ns, now_mono, now_real);
+  r.producer_seq = h->producer_seq;
+  r.incarnation = h->incarnation;
+  r.producer_id = h->producer_id;
+  r.priority = std::atomic_ref<const std::uint8_t>(h->priority).load(std::memory_order_relaxed);
+  r.flags = static_cast<std::uint8_t>(fl & (layout::kQFlagFramed | layout::kQFlagPersistent));
+  r.reason = h->reason;
+  r.origin_dest_id = h->origin_dest_id;
+  const std::uint32_t len = std::min(h->length, q_.max_payload());
+  value_at_.push_back(scratch_.size());
+  put(scratch_, r);
+  const auto* p = q_.payload(s);
+  scratch_.insert(scratch_.end(), p, p + len);
+  log::AppendRecord a;
+  a.timestamp_ns = h->timestamp_ns != 0 ? h->timestamp_ns : now_real;
+  a.attributes = static_cast<std::uint16_t>(RecordKind::QueueMessage);
+  batch_.push_back(a);
+  logged_[s] = log_->log_end_offset() + batch_.size() - 1;
+  batch_slots_.push_back(s);
+  batch_seqs_.push_back({h->producer_entry, h->producer_id, h->producer_seq, h->incarnation});
+  if ((fl & layout::kQFlagDurableWait) != 0) durable_wait_ = true;
+}
+
+void QueueStore::add_settle(std::uint32_t s, std::uint64_t word, SettleReason why) {
+  if (logged_[s] == kNone) return;  // cannot happen: add_message ran first
+  QueueSettleRecord r{};
+  r.offset = logged_[s];
+  r.reason = static_cast<std::uint8_t>(why);
+  value_at_.push_back(scratch_.size());
+  put(scratch_, r);
+  log::AppendRecord a;
+  a.timestamp_ns = common::real_ns();
+  a.attributes = static_cast<std::uint16_t>(RecordKind::QueueSettle);
+  batch_.push_back(a);
+  settles_.push_back({s, word, r.offset, why});
+}
+
+bool QueueStore::append_batch() {
+  for (std::size_t i = 0; i < batch_.size(); ++i) {
+    const std::size_t end = i + 1 < batch_.size() ? value_at_[i + 1] : scratch_.size();
+    batch_[i].value = std::span<const std::byte>(scratch_.data() + value_at_[i], end - value_at_[i]);
+  }
+  std::uint64_t base = 0;
+  const std::uint64_t expected = log_->log_end_offset();
+  if (auto err = log_->append(batch_, 0, base); err) {
+    set_error(err.code, err.what);
+    for (auto s : batch_slots_) logged_[s] = kNone;  // logged again when retried
+    retry_ = popped_;
+    for (const auto& p : settles_) retry_.push_back(p.slot);
+    std::sort(retry_.begin(), retry_.end());
+    retry_.erase(std::unique(retry_.begin(), retry_.end()), retry_.end());
+    return false;
+  }
+  if (base != expected) warn("queue://" + name_ + ": log assigned offset " + std::to_string(base) + ", expected " + std::to_string(expected));
+  clear_error();
+  for (auto s : batch_slots_) unsettled_.insert(logged_[s]);
+  for (const auto& b : batch_seqs_) {
+    auto& hi = producers_[b.incarnation];
+    hi = std::max(hi, b.seq);
+    if (b.entry >= layout::kQueueMaxProducers) continue;  // a restored message or a DLQ copy
+    pending_seq_[b.entry] = std::max(pending_seq_[b.entry], b.seq);
+    pending_pid_[b.entry] = b.pid;
+  }
+  for (const auto& p : settles_) {
+    unsettled_.erase(p.offset);
+    logged_[p.slot] = kNone;
+    std::uint64_t w = p.word;
+    // SYNC: acq_rel; only this agent moves an ACKED slot; release hands the slot to the next
+    // producer (its acquire of FREE) after our reads of it.
+    if (q_.slot(p.slot)->state.compare_exchange_strong(w, QWord::next(w, QState::Free, 0, 0), std::memory_order_acq_rel))
+      q_.push_free(p.slot, q_.header().persist_push);
+  }
+  // Relaxed: statistics.
+  q_.header().persisted.fetch_add(batch_slots_.size(), std::memory_order_relaxed);
+  if (unflushed_ == 0) first_unflushed_ns_ = now_mono_;
+  unflushed_ += batch_.size();
+  since_snapshot_ += batch_.size();
+  if (durable_wait_) flush_now_ = true;
+  return true;
+}
+
+void QueueStore::maybe_flush(std::uint64_t now_mono, bool force) {
+  if (!log_ || unflushed_ == 0) return;
+  using M = FsyncPolicy::Mode;
+  const bool due = force || flush_now_ || policy_.mode == M::Always ||
+                   (policy_.mode == M::EveryN && unflushed_ >= policy_.every) ||
+                   (policy_.mode == M::Interval && now_mono - first_unflushed_ns_ >= policy_.interval_ns);
+  if (!due) return;
+  if (auto err = log_->flush(); err) {
+    set_error(err.code, err.what);
+    return;
+  }
+  unflushed_ = 0;
+  first_unflushed_ns_ = 0;
+  flush_now_ = false;
+  for (std::uint32_t e = 0; e < layout::kQueueMaxProducers; ++e) {
+    if (pending_seq_[e] == 0) continue;
+    auto* p = q_.producer(e);
+    // SYNC: seq_cst store, then wake_waiters' seq_cst load of the waiter count: Dekker with the
+    // parked producer (count itself, then load `durable` seq_cst in its check).
+    p->durable.store(layout::durable_word(pending_pid_[e], pending_seq_[e]), std::memory_order_seq_cst);
+    ring::wake_waiters(p->durable_seq, p->durable_waiters);
+    pending_seq_[e] = 0;
+  }
+}
+
+std::uint64_t QueueStore::next_flush_ns() const noexcept {
+  if (unflushed_ == 0) return ~0ULL;
+  if (flush_now_ || policy_.mode == FsyncPolicy::Mode::Always) return 0;
+  if (policy_.mode == FsyncPolicy::Mode::Interval) return first_unflushed_ns_ + policy_.interval_ns;
+  return ~0ULL;
+}
+
+}  // namespace shmbus::daemon
