@@ -67,6 +67,17 @@
 //                   rollback    Session::rollback()     -> "rollback ok"
 //                   exit        close and exit 0
 //
+// Persistence (PERSISTENT queue messages, docs/persistence.md):
+//   pproduce      --dir D --queue Q --id K --count N [--start S] [--acks memory|durable]
+//                 [--alternate] [--send-timeout-ms T]
+//                 a queue producer with ProducerOptions::delivery_mode PERSISTENT and
+//                 ProducerOptions::acks (default memory); print "ready producer=P", then send
+//                 payloads seq S..S+N-1 and after each send that returned Ok print "durable seq=N"
+//                 (a PERSISTENT send with --acks durable: written and fsync'ed, promised to survive)
+//                 or "sent seq=N persistent=1|0". --alternate: even seqs are sent NON_PERSISTENT
+//                 (SendOptions::delivery_mode). A failed send: "error status=S seq=Q", exit 1 (a
+//                 SIGKILLed daemon shows as daemon-gone or not-durable). At the end "done sent=N".
+//
 // Request/reply (temporary destinations):
 //   replier       --dir D --queue Q [--count N]
 //                 print "ready consumer=C", then N times (default 1): receive a request from Q
@@ -121,6 +132,9 @@ struct Args {
   std::uint64_t ttl_ms = 0, delay_ms = 0, send_timeout_ms = 10000, ack_timeout_ms = 30000, pause_after = 0,
                 progress_every = 0, crash_after = 0, color_every = 0;
   std::uint32_t batch = 32, max_deliveries = 10;
+  // Persistence.
+  std::string acks = "memory";
+  bool alternate = false;
 };
 
 std::uint64_t number(const std::string& k, const std::string& v) {
@@ -136,6 +150,10 @@ Args parse(int argc, char** argv) {
   a.cmd = argv[1];
   for (int i = 2; i < argc; ++i) {
     const std::string k = argv[i];
+    if (k == "--alternate") {
+      a.alternate = true;
+      continue;
+    }
     if (k == "--hold" || k == "--sync-out" || k == "--fail-fast") {
       (k == "--hold" ? a.hold : k == "--sync-out" ? a.sync_out : a.fail_fast) = true;
       continue;
@@ -166,6 +184,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--max-deliveries") a.max_deliveries = static_cast<std::uint32_t>(number(k, v));
     else if (k == "--selector") a.selector = v;
     else if (k == "--color-every") a.color_every = number(k, v);
+    else if (k == "--acks") a.acks = v;
     else if (k == "--count") {
       std::stringstream ss(v);
       for (std::string part; std::getline(ss, part, ',');) a.counts.push_back(number(k, part));
@@ -698,6 +717,38 @@ int temp_hold(const Args& a) {
   return 0;
 }
 
+// ------------------------------------------------------------------ persistence
+
+int pproduce(const Args& a) {
+  Session_ s(a);
+  ProducerOptions po;
+  po.delivery_mode = DeliveryMode::Persistent;
+  if (a.acks == "durable") po.acks = Acks::Durable;
+  else if (a.acks != "memory") throw std::invalid_argument("--acks must be memory or durable, not '" + a.acks + "'");
+  po.on_full = FullPolicy::Block;
+  po.send_timeout = std::chrono::milliseconds(a.send_timeout_ms);
+  auto p = s.session.create_producer(Queue(a.queue), po, queue_geometry(a));
+  say("ready producer=" + std::to_string(p.id()));
+  const std::uint64_t n = a.counts.empty() ? 0 : a.counts.front();
+  unsigned char buf[kPayloadSize];
+  for (std::uint64_t seq = a.start; seq < a.start + n; ++seq) {
+    make_payload(a.id, seq, buf);
+    SendOptions so;
+    const bool persistent = !(a.alternate && seq % 2 == 0);
+    so.delivery_mode = persistent ? DeliveryMode::Persistent : DeliveryMode::NonPersistent;
+    const auto st = p.send(std::as_bytes(std::span<const unsigned char>(buf)), so);
+    if (st != Status::Ok) {
+      std::cerr << "bus_agent pproduce: send of seq " << seq << " failed: " << to_string(st) << "\n";
+      say("error status=" + std::string(to_string(st)) + " seq=" + std::to_string(seq));
+      return 1;
+    }
+    if (persistent && po.acks == Acks::Durable) say("durable seq=" + std::to_string(seq));
+    else say("sent seq=" + std::to_string(seq) + " persistent=" + (persistent ? "1" : "0"));
+  }
+  say("done sent=" + std::to_string(n));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -715,6 +766,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "qclient") return qclient(a);
     if (a.cmd == "replier") return replier(a);
     if (a.cmd == "temp-hold") return temp_hold(a);
+    if (a.cmd == "pproduce") return pproduce(a);
     std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
     return 2;
   } catch (const shmbus::Error& e) {
