@@ -28,6 +28,11 @@ constexpr const char* kUsage =
     "  message-latency  ping-pong of JMS messages (a BytesMessage with 2 properties, its frame encoded in\n"
     "              place and opened on receive; with a selector on both consumers; through queues) next\n"
     "              to raw send(bytes) on topics and the floor, in the same alternating rounds\n"
+    "  persist     PERSISTENT queue messages next to the disk: raw sequential write MB/s of the data\n"
+    "              dir's filesystem (pwrite + fdatasync), persistent queue MB/s 1->1 (--sizes, default\n"
+    "              1024,4096; --messages N each, default 256 MiB worth, --quick 64 MiB) and the log's\n"
+    "              growth, Acks::Durable send() latency (1 and 4 producers; --iterations N each, default\n"
+    "              2000, --quick 500) next to a bare write + fdatasync; own shmbusd in /var/tmp\n"
     "options:\n"
     "  --json               print one JSON object on stdout (progress still goes to stderr)\n"
     "  --out FILE           also write the JSON object to FILE\n"
@@ -120,7 +125,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
   }
   if (a.command != "pingpong" && a.command != "compare" && a.command != "sweep" && a.command != "rate" &&
       a.command != "throughput" && a.command != "queue-throughput" && a.command != "queue-latency" &&
-      a.command != "message-latency") {
+      a.command != "message-latency" && a.command != "persist") {
     std::cerr << "shmbus-bench: unknown command '" << a.command << "'\n" << kUsage;
     return false;
   }
@@ -152,6 +157,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     } else if (k == "--iterations") {
       if (!number(k, argv[++i], 1, 1'000'000'000, a.iterations)) return false;
       iterations_set = true;
+      a.iterations_set = true;
     } else if (k == "--warmup") {
       if (!number(k, argv[++i], 0, 1'000'000'000, a.warmup)) return false;
       warmup_set = true;
@@ -217,6 +223,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
     }
   }
   if (a.command == "queue-throughput" && !a.sizes_set) a.sizes = "64";
+  if (a.command == "persist" && !a.sizes_set) a.sizes = "1024,4096";
   if (a.quick) {
     if (!iterations_set) a.iterations = 20'000;
     if (!warmup_set) a.warmup = 2'000;

@@ -14,12 +14,13 @@ const char* wait_name(Wait w) noexcept;
 const char* wait_mode(Wait w) noexcept;
 
 struct Args {
-  std::string command;               ///< pingpong | compare | sweep | rate | throughput | queue-throughput | queue-latency | message-latency
+  std::string command;               ///< pingpong | compare | sweep | rate | throughput | queue-throughput | queue-latency | message-latency | persist
   bool json = false;                 ///< one JSON object on stdout instead of the table
   bool quick = false;                ///< 20k round trips instead of 100k
   bool pin = true;                   ///< pin ping to CPU 0 and pong to CPU 1 when available
   bool variants = false;             ///< also run the floor variants (pause, xchg, ring RMWs)
   std::uint64_t iterations = 100'000;
+  bool iterations_set = false;       ///< --iterations was given (persist: durable sends per producer)
   std::uint64_t warmup = 10'000;
   std::uint32_t rounds = 5;          ///< mechanisms alternate in this many rounds; samples are pooled
   std::uint32_t size = 64;           ///< message bytes

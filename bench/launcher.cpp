@@ -66,15 +66,21 @@ std::string DaemonLauncher::log_tail() const {
   return s.empty() ? "(empty log)" : s;
 }
 
-void DaemonLauncher::start(int timeout_ms) {
+void DaemonLauncher::start(int timeout_ms, const std::vector<std::string>& extra_args, const std::string& parent) {
   const std::string bin = binary();
   if (::access(bin.c_str(), X_OK) != 0)
     throw std::runtime_error("shmbusd not found or not executable at '" + bin + "' (set SHMBUSD=/path/to/shmbusd)");
-  std::string tmpl = (std::filesystem::temp_directory_path() / "shmbus-bench.XXXXXX").string();
+  const std::filesystem::path where = parent.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(parent);
+  std::string tmpl = (where / "shmbus-bench.XXXXXX").string();
   if (!::mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
   base_ = tmpl;
   dir_ = base_ + "/bus";
   const std::string log = base_ + "/shmbusd.log";
+  std::vector<std::string> args{bin, "--dir", dir_};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  std::vector<char*> argv;
+  for (auto& x : args) argv.push_back(x.data());
+  argv.push_back(nullptr);
   std::fflush(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
@@ -86,7 +92,7 @@ void DaemonLauncher::start(int timeout_ms) {
     }
     const int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0) ::dup2(null, STDIN_FILENO);
-    ::execl(bin.c_str(), bin.c_str(), "--dir", dir_.c_str(), static_cast<char*>(nullptr));
+    ::execv(bin.c_str(), argv.data());
     std::fprintf(stderr, "exec %s: %s\n", bin.c_str(), std::strerror(errno));
     ::_exit(127);
   }

@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace shmbus::bench {
 
@@ -14,13 +15,16 @@ class DaemonLauncher {
 
   /// $SHMBUSD if set, else the shmbusd built alongside this bench.
   static std::string binary();
-  /// mkdtemp, fork+exec `shmbusd --dir TMP` (log in TMP/shmbusd.log), then polls connect until it
-  /// answers or `timeout_ms` passes. Throws std::runtime_error with the daemon's log on failure.
-  void start(int timeout_ms = 10'000);
+  /// mkdtemp, fork+exec `shmbusd --dir TMP [extra_args...]` (log in TMP/shmbusd.log), then polls
+  /// connect until it answers or `timeout_ms` passes. Throws std::runtime_error with the daemon's
+  /// log on failure. `parent`: where the temp dir goes (default: std::filesystem::temp_directory_path).
+  void start(int timeout_ms = 10'000, const std::vector<std::string>& extra_args = {}, const std::string& parent = {});
   /// SIGTERM, wait up to 5 s (then SIGKILL), remove the temp dir. Idempotent.
   void stop();
 
   const std::string& dir() const noexcept { return dir_; }
+  /// The mkdtemp directory: dir() and the daemon's log are inside it.
+  const std::string& base() const noexcept { return base_; }
   pid_t pid() const noexcept { return pid_; }
 
  private:
