@@ -162,6 +162,7 @@ void Conductor::read_client(Client& c) {
 void Conductor::release_endpoint(const Client& c, const Endpoint& e) {
   for (auto& [uri, d] : dests_) {
     if (d.id != e.dest_id) continue;
+    if (e.role == control::Role::DurableSubscriber) return release_durable(c, d, e);
     // Release: pairs with the janitor's acquire load of the entry state; entries are handed out
     // again only by this thread. A dead client's producer entry may be freed at once: the janitor
     // treats claims that no live entry names as dead, and the client index is not reused before

@@ -46,6 +46,13 @@ class Conductor {
     std::uint32_t endpoint_id = 0;
     control::Role role = control::Role::Producer;
     std::uint32_t entry_index = 0;  // subscriber or producer entry in the topic
+    std::string subscription;       // Role::DurableSubscriber: its subscription's name
+  };
+  /// A topic's durable subscriptions (DIR/data/topic.NAME/subscriptions: "name position" lines).
+  struct DurableSub {
+    std::uint64_t position = 0;   // every message below it was consumed
+    std::int64_t owner = -1;      // client index of the open subscriber, -1 none (JMS: one at a time)
+    std::uint32_t endpoint_id = 0;
   };
   struct Client {
     control::Fd fd;
@@ -77,6 +84,12 @@ class Conductor {
     // Temporary destinations: never expire idle; deleted with the client that created them.
     bool temporary = false;
     std::int64_t temp_owner = -1;  // client index of the creator
+    // Topics with durable subscriptions: the persistence agent reads the ring through subscriber
+    // entry `daemon_entry` (owner -3) and logs PERSISTENT messages to log_dir.
+    std::map<std::string, DurableSub> subs;
+    std::int64_t daemon_entry = -1;
+    std::string log_dir;
+    std::shared_ptr<TopicLogFigures> figures;
   };
 
   void accept_client();
@@ -90,6 +103,19 @@ class Conductor {
   void on_stat(Client& c, std::uint32_t id);
   void on_create_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_delete_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  // Durable subscriptions (durable_subs.cpp)
+  void on_open_durable(Client& c, const control::OpenDest& m, std::uint32_t id);
+  void on_commit_position(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  void on_unsubscribe(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
+  void release_durable(const Client& c, Dest& d, const Endpoint& e);
+  /// Starts logging a topic's PERSISTENT messages (a subscriber entry for the persistence agent).
+  void make_durable(Dest& d, const std::string& name);
+  void save_subs(const Dest& d);
+  void post_min_position(const Dest& d);
+public:
+  /// Re-creates topics with durable subscriptions from DIR/data (before serving anyone).
+  void restore_durable_topics();
+private:
   /// Deletes a temporary destination: unlinks its shared memory, tells the janitor, forgets it.
   /// Producers of other clients still attached keep their (now orphaned) mapping; their endpoints
   /// stay on their clients' lists, so closing them later succeeds.

@@ -21,7 +21,8 @@ using namespace shmbus;
 using namespace shmbus::daemon;
 
 constexpr const char* kUsage =
-    "usage: shmbusd [--dir DIR] [--max-clients N] [--idle-topic-timeout SECONDS]\n"
+    "usage: shmbusd [--dir DIR] [--max-clients N] [--idle-topic-timeout SECONDS] [--fsync POLICY]\n"
+    "               [--segment-bytes N] [--retention-ms MS] [--retention-bytes N] [--compact-topics]\n"
     "  --dir DIR        directory this daemon owns (default: $SHMBUS_DIR, else $XDG_RUNTIME_DIR/shmbus,\n"
     "                   else /tmp/shmbus-<uid>); holds shmbusd.sock and shmbusd.lock\n"
     "  --max-clients N  attached client processes at once (default 1024, max 65536)\n"
@@ -32,14 +33,22 @@ constexpr const char* kUsage =
     "  --fsync POLICY   when queue logs (DIR/data) are fsync'ed: interval:MS (default interval:10),\n"
     "                   every:N messages, always (after every batch) or never (the OS writes back);\n"
     "                   durable sends (Acks::Durable, --acks durable) are fsync'ed at once whatever it says\n"
-    "  --segment-bytes N  roll a log segment at N bytes (default 67108864, at least 4096)\n";
+    "  --segment-bytes N  roll a log segment at N bytes (default 67108864, at least 4096)\n"
+    "  --retention-ms MS, --retention-bytes N\n"
+    "                   topic logs (durable subscriptions): delete whole segments older than MS or\n"
+    "                   past N bytes in all (default 0: kept until every subscription has read them)\n"
+    "  --compact-topics [--compact-every-ms MS] [--tombstone-retention-ms MS]\n"
+    "                   topic logs: keep only the newest PERSISTENT message per key (string property\n"
+    "                   `key`), every MS (default 30000); tombstones (boolean property `tombstone`)\n"
+    "                   are dropped once older than the tombstone retention (default 86400000)\n";
 
 struct Args {
   std::string dir;
   std::uint32_t max_clients = 1024;
   std::uint64_t idle_topic_s = 60;
-  FsyncPolicy fsync;
+  shmbus::daemon::FsyncPolicy fsync;
   std::uint64_t segment_bytes = 64ULL << 20;
+  TopicLogPolicy topics;
 };
 
 int usage_error(const std::string& msg) {
@@ -56,7 +65,9 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
       return false;
     }
     if ((k == "--dir" || k == "--max-clients" || k == "--idle-topic-timeout" || k == "--fsync" ||
-         k == "--segment-bytes") && i + 1 >= argc) {
+         k == "--segment-bytes" || k == "--retention-ms" || k == "--retention-bytes" || k == "--compact-every-ms" ||
+         k == "--tombstone-retention-ms") &&
+        i + 1 >= argc) {
       rc = usage_error(k + " needs a value");
       return false;
     }
@@ -82,10 +93,26 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
       a.idle_topic_s = n;
     } else if (k == "--fsync") {
       const std::string v = argv[++i];
-      if (!FsyncPolicy::parse(v, a.fsync)) {
+      if (!shmbus::daemon::FsyncPolicy::parse(v, a.fsync)) {
         rc = usage_error("--fsync must be interval:MS, every:N, always or never (MS and N from 1 to 3600000), not '" + v + "'");
         return false;
       }
+    } else if (k == "--compact-topics") {
+      a.topics.compact = true;
+    } else if (k == "--retention-ms" || k == "--retention-bytes" || k == "--compact-every-ms" ||
+               k == "--tombstone-retention-ms") {
+      const std::string v = argv[++i];
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || v[0] == '-' || n > (1ULL << 50) || (k == "--compact-every-ms" && n == 0)) {
+        rc = usage_error(k + " must be a whole number" + (k == "--compact-every-ms" ? " from 1" : "") +
+                         " (milliseconds or bytes), not '" + v + "'");
+        return false;
+      }
+      if (k == "--retention-ms") a.topics.retention_ms = n;
+      else if (k == "--retention-bytes") a.topics.retention_bytes = n;
+      else if (k == "--compact-every-ms") a.topics.compact_every_ns = n * 1'000'000;
+      else a.topics.tombstone_retention_ms = n;
     } else if (k == "--segment-bytes") {
       const std::string v = argv[++i];
       char* end = nullptr;
@@ -194,12 +221,14 @@ int serve(const Args& a) {
   pc.data_dir = dir + "/data";
   pc.fsync = a.fsync;
   pc.log.segment_bytes = a.segment_bytes;
+  pc.topics = a.topics;
   PersistenceAgent persist(rh, pc);
   persist.start();
   {
     Conductor conductor(ConductorConfig{dir, a.max_clients, a.idle_topic_s * 1'000'000'000ULL}, region, janitor,
                         to_conductor, sfd.get(), &persist);
     conductor.restore_stored_queues();
+    conductor.restore_durable_topics();
     conductor_ptr.store(&conductor, std::memory_order_release);
     conductor_ptr = &conductor;
     janitor.start();

@@ -55,9 +55,39 @@ std::vector<StoredQueue> PersistenceAgent::stored_queues(const std::string& data
 }
 
 void PersistenceAgent::handle(PersistCommand& c) {
+  if (auto* t = std::get_if<PersistTopic>(&c)) {
+    auto st = std::make_unique<TopicStore>(t->dest_id, t->name, topic_dir(cfg_.data_dir, t->name), t->ring, t->entry,
+                                           t->keep, cfg_.fsync, cfg_.topics, cfg_.log, t->figures);
+    st->open();
+    topics_[t->dest_id].store = std::move(st);
+    return;
+  }
+  if (auto* u = std::get_if<UnpersistTopic>(&c)) {
+    if (auto it = topics_.find(u->dest_id); it != topics_.end()) {
+      const std::string dir = it->second.store->dir();
+      it->second.store->maybe_flush(common::mono_ns(), true);
+      topics_.erase(it);
+      std::error_code ec;
+      if (u->delete_log) std::filesystem::remove_all(dir, ec);
+    }
+    return;
+  }
+  if (auto* rs = std::get_if<ResolveStart>(&c)) {
+    auto it = topics_.find(rs->dest_id);
+    rs->answer->set_value(it == topics_.end() ? 0 : it->second.store->log_up_to(rs->ring_tail));
+    return;
+  }
+  if (auto* m = std::get_if<TopicMinPosition>(&c)) {
+    if (auto it = topics_.find(m->dest_id); it != topics_.end()) it->second.min_position = m->position;
+    return;
+  }
   if (auto* p = std::get_if<PersistQueue>(&c)) {
+    FsyncPolicy policy = cfg_.fsync;
+    if (!p->fsync.empty() && !FsyncPolicy::parse(p->fsync, policy))
+      warn("queue://" + p->name + ": fsync policy '" + p->fsync + "' not understood; using the daemon's");
     auto st = std::make_unique<QueueStore>(p->dest_id, p->name, queue_dir(cfg_.data_dir, p->name), p->q, p->keep,
-                                           cfg_.fsync, cfg_.log);
+                                           policy, cfg_.log);
+    st->set_fsync_spec(p->fsync);
     st->open_existing();
     stores_[p->dest_id] = std::move(st);
     return;
@@ -77,6 +107,14 @@ bool PersistenceAgent::round(bool final_pass) {
   for (auto& [id, s] : stores_) {
     while (s->drain(now) != 0) work = true;  // until the ring is empty (or the disk refuses)
   }
+  for (auto& [id, t] : topics_) {
+    while (t.store->drain(now) != 0) work = true;
+    t.store->maybe_flush(now, final_pass);
+  }
+  if (now - last_maintain_ns_ >= 1'000'000'000ULL) {  // retention and compaction, once a second at most
+    last_maintain_ns_ = now;
+    for (auto& [id, t] : topics_) t.store->maintain(now, t.min_position);
+  }
   // A second pass for the settlements deferred one round (dead letters), then flush and load.
   for (auto& [id, s] : stores_) {
     if (s->drain(now) != 0) work = true;
@@ -86,6 +124,7 @@ bool PersistenceAgent::round(bool final_pass) {
   }
   if (work || final_pass || now - last_stats_ns_ >= kStatsEveryNs) {
     for (auto& [id, s] : stores_) s->publish_stats();
+    for (auto& [id, t] : topics_) t.store->publish_stats();
     last_stats_ns_ = now;
   }
   return work;
@@ -94,14 +133,16 @@ bool PersistenceAgent::round(bool final_pass) {
 void PersistenceAgent::park(std::uint64_t now) {
   std::uint64_t until = now + kIdleSliceNs;
   for (auto& [id, s] : stores_) until = std::min(until, std::max(now, s->next_flush_ns()));
+  for (auto& [id, t] : topics_) until = std::min(until, std::max(now, t.store->next_flush_ns()));
   if (until <= now) return;
   std::atomic<std::uint32_t> parked{0};
   // The parker's half of the doorbell handshake (durable sends ring it after their push).
   ring::park_once(region_->persist_doorbell, region_->persist_waiters, parked, until - now, [&] {
     if (stop_.load(std::memory_order_acquire) || inbox_.size_approx() != 0) return false;
     return std::all_of(stores_.begin(), stores_.end(), [](const auto& kv) {
-      return kv.second->ring().persist_ring().looks_empty(std::memory_order_seq_cst);
-    });
+             return kv.second->ring().persist_ring().looks_empty(std::memory_order_seq_cst);
+           }) &&
+           std::none_of(topics_.begin(), topics_.end(), [](const auto& kv) { return kv.second.store->ring_ready(); });
   });
 }
 
@@ -116,6 +157,7 @@ void PersistenceAgent::run() {
   while (inbox_.try_dequeue(c)) handle(c);
   round(true);
   stores_.clear();
+  topics_.clear();
 }
 
 }  // namespace shmbus::daemon

@@ -6,6 +6,7 @@
 // a futex word in the control region.
 #pragma once
 #include "queue_store.hpp"
+#include "topic_store.hpp"
 
 #include <concurrentqueue.h>
 
@@ -13,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <future>
 #include <thread>
 #include <variant>
 
@@ -26,6 +28,7 @@ struct PersistenceConfig {
   std::string data_dir;  // DIR/data
   FsyncPolicy fsync;     // default for every queue
   log::LogConfig log;
+  TopicLogPolicy topics;
 };
 
 // conductor -> persistence agent
@@ -34,11 +37,36 @@ struct PersistQueue {
   std::string name;
   ring::QueueRing q;
   std::shared_ptr<void> keep;  // the mapping stays alive while the agent uses it
+  std::string fsync;           // the queue's own policy (FsyncPolicy::parse), "" = the daemon's
 };
 struct UnpersistQueue {
   std::uint32_t dest_id;  // flushed, snapshotted and closed (the queue was removed)
 };
-using PersistCommand = std::variant<PersistQueue, UnpersistQueue>;
+struct PersistTopic {
+  std::uint32_t dest_id;
+  std::string name;
+  ring::TopicRing ring;
+  std::uint32_t entry;  // the subscriber entry the agent reads through (set up by the conductor)
+  std::shared_ptr<void> keep;
+  std::shared_ptr<TopicLogFigures> figures;  // for the conductor's stat
+};
+struct UnpersistTopic {
+  std::uint32_t dest_id;  // its last durable subscription is gone: the log is closed and deleted
+  bool delete_log;
+};
+struct TopicMinPosition {
+  std::uint32_t dest_id;
+  std::uint64_t position;  // every durable subscription has consumed everything below it
+};
+/// A new durable subscription starts at the log offset that follows every message published
+/// before it was created: the agent logs the topic's ring up to `ring_tail` (the tail the
+/// conductor saw), then answers with the log end.
+struct ResolveStart {
+  std::uint32_t dest_id;
+  std::uint64_t ring_tail;
+  std::shared_ptr<std::promise<std::uint64_t>> answer;
+};
+using PersistCommand = std::variant<PersistQueue, UnpersistQueue, PersistTopic, UnpersistTopic, TopicMinPosition, ResolveStart>;
 
 /// A queue found in the data directory at start: the conductor re-creates it.
 struct StoredQueue {
@@ -57,6 +85,7 @@ class PersistenceAgent {
   /// Queues with a log in data_dir (queue.NAME/queue.meta), for the conductor to re-create.
   static std::vector<StoredQueue> stored_queues(const std::string& data_dir);
   static std::string queue_dir(const std::string& data_dir, const std::string& name) { return data_dir + "/queue." + name; }
+  static std::string topic_dir(const std::string& data_dir, const std::string& name) { return data_dir + "/topic." + name; }
 
  private:
   void run();
@@ -69,6 +98,12 @@ class PersistenceAgent {
   PersistenceConfig cfg_;
   moodycamel::ConcurrentQueue<PersistCommand> inbox_;
   std::map<std::uint32_t, std::unique_ptr<QueueStore>> stores_;
+  struct TopicEntry {
+    std::unique_ptr<TopicStore> store;
+    std::uint64_t min_position = 0;
+  };
+  std::map<std::uint32_t, TopicEntry> topics_;
+  std::uint64_t last_maintain_ns_ = 0;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::uint64_t last_stats_ns_ = 0;

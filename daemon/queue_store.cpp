@@ -16,8 +16,6 @@ using layout::QWord;
 
 namespace {
 constexpr std::uint64_t kNone = ~0ULL;
-constexpr std::size_t kMaxBatchRecords = 1024;
-constexpr std::size_t kMaxBatchBytes = 4U << 20;
 constexpr std::size_t kMaxLoadsPerRound = 4096;
 constexpr std::uint64_t kSnapshotEveryRecords = 100'000;
 constexpr std::uint64_t kSnapshotEveryNs = 10'000'000'000ULL;
@@ -73,6 +71,7 @@ bool QueueMeta::load(const std::string& dir) {
     else if (k == "max_deliveries") max_deliveries = static_cast<std::uint32_t>(v);
     else if (k == "flags") flags = static_cast<std::uint32_t>(v);
     else if (k == "redelivery_delay_ns") redelivery_delay_ns = v;
+    else if (k == "fsync") fsync = line.substr(eq + 1);
   }
   return seen == 2;
 }
@@ -84,6 +83,7 @@ bool QueueMeta::save(const std::string& dir) const {
     out << "format=1\ncapacity=" << capacity << "\nmax_message_size=" << max_message_size
         << "\nmax_deliveries=" << max_deliveries << "\nflags=" << flags << "\nredelivery_delay_ns=" << redelivery_delay_ns
         << "\n";
+    if (!fsync.empty()) out << "fsync=" << fsync << "\n";
     if (!out.flush()) return false;
   }
   std::error_code ec;
@@ -97,8 +97,8 @@ QueueStore::QueueStore(std::uint32_t dest_id, std::string name, std::string dir,
       cfg_(cfg) {
   last_snapshot_ns_ = common::mono_ns();
   logged_.assign(q_.slot_count(), kNone);
-  batch_.reserve(kMaxBatchRecords + 64);
-  scratch_.reserve(kMaxBatchBytes + q_.max_payload() + 1024);
+  popped_in_.assign(q_.slot_count(), 0);
+  settled_in_.assign(q_.slot_count(), 0);
 }
 
 QueueStore::~QueueStore() = default;
@@ -130,7 +130,7 @@ bool QueueStore::ensure_log() {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   const auto& h = q_.header();
-  QueueMeta m{h.slot_count, h.max_payload, h.max_deliveries, h.flags, h.redelivery_delay_ns};
+  QueueMeta m{h.slot_count, h.max_payload, h.max_deliveries, h.flags, h.redelivery_delay_ns, fsync_spec_};
   if (ec || (!std::filesystem::exists(dir_ + "/queue.meta") && !m.save(dir_))) {
     log_failed_ = true;
     set_error(ec ? ec.value() : EIO, "cannot create " + dir_ + (ec ? ": " + ec.message() : std::string()));
@@ -161,8 +161,9 @@ bool QueueStore::open_existing() {
   const bool snap = restore_snapshot(from);
   replay(from);
   const std::uint64_t lo = log_->log_start_offset(), hi = log_->log_end_offset();
-  std::erase_if(unsettled_, [&](std::uint64_t o) { return o < lo || o >= hi; });
-  backlog_.assign(unsettled_.begin(), unsettled_.end());
+  unsettled_.keep_if([&](std::uint64_t o) { return o >= lo && o < hi; });
+  backlog_.clear();
+  unsettled_.for_each([&](std::uint64_t o) { backlog_.push_back(o); });
   info("queue://" + name_ + ": log " + std::to_string(lo) + ".." + std::to_string(hi) + (snap ? " (snapshot at " : " (no snapshot, replayed from ") +
        std::to_string(from) + "), " + std::to_string(backlog_.size()) + " unsettled PERSISTENT messages to deliver again");
   last_snapshot_ns_ = common::mono_ns();
@@ -220,7 +221,7 @@ std::vector<std::byte> QueueStore::snapshot_blob() const {
   QueueSnapshotHeader h{kQueueSnapshotMagic, 1, log_->log_end_offset(), unsettled_.size(), producers_.size()};
   b.reserve(sizeof h + h.unsettled * 8 + h.producers * 16);
   put(b, h);
-  for (auto o : unsettled_) put(b, o);
+  unsettled_.for_each([&](std::uint64_t o) { put(b, o); });
   for (auto [inc, seq] : producers_) {
     put(b, inc);
     put(b, seq);
@@ -343,7 +344,7 @@ void QueueStore::maybe_snapshot(std::uint64_t now_mono, bool force) {
   log::prune_snapshots(dir_, 2);
   // Every message below the oldest unsettled one has left the queue: its segments can go (the
   // older kept snapshot may name offsets below; a restore skips what is gone).
-  const std::uint64_t low = unsettled_.empty() ? log_->log_end_offset() : *unsettled_.begin();
+  const std::uint64_t low = unsettled_.empty() ? log_->log_end_offset() : unsettled_.lowest();
   log_->delete_segments_below(low);
   since_snapshot_ = 0;
   last_snapshot_ns_ = now_mono;

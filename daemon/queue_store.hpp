@@ -5,11 +5,11 @@
 #pragma once
 #include "log/segment_log.hpp"
 #include "queue_record.hpp"
+#include "queue_store_offsets.hpp"
 #include "ring/queue_ring.hpp"
 
 #include <deque>
 #include <memory>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -31,6 +31,7 @@ struct FsyncPolicy {
 struct QueueMeta {
   std::uint32_t capacity = 0, max_message_size = 0, max_deliveries = 0, flags = 0;
   std::uint64_t redelivery_delay_ns = 0;
+  std::string fsync;  // the queue's own fsync policy (FsyncPolicy::parse), "" = the daemon's --fsync
   bool load(const std::string& dir);
   bool save(const std::string& dir) const;
 };
@@ -41,6 +42,8 @@ class QueueStore {
              FsyncPolicy policy, log::LogConfig cfg);
   ~QueueStore();
 
+  /// The queue's own fsync policy as given at creation ("" = the daemon's): kept in queue.meta.
+  void set_fsync_spec(std::string spec) { fsync_spec_ = std::move(spec); }
   /// Opens the log if its directory exists (a restart): recovery, snapshot, replay; the messages
   /// still unsettled are queued for loading back. False (logged) if the log cannot be opened.
   bool open_existing();
@@ -85,22 +88,32 @@ class QueueStore {
   ring::QueueRing q_;
   std::shared_ptr<void> keep_;
   FsyncPolicy policy_;
+  std::string fsync_spec_;
   log::LogConfig cfg_;
   std::unique_ptr<log::Log> log_;
   bool log_failed_ = false;                 // open failed: nothing more is tried until restart
   std::vector<std::uint64_t> logged_;       // per slot: offset of this life's message record, or kNone
-  std::set<std::uint64_t> unsettled_;       // logged, still in the queue
+  UnsettledOffsets unsettled_;              // logged, still in the queue
   std::deque<std::uint64_t> backlog_;       // restart: offsets to load back into the queue
   std::vector<std::uint32_t> retry_;        // slots popped but not logged (a failed append)
   std::vector<Pending> deferred_;           // dead-letter settlements: logged one round later
   std::unordered_map<std::uint64_t, std::uint64_t> producers_;  // incarnation -> highest seq logged
-  // The batch being built.
+  // The batch being built. A message record's value is its QueueMessageRecord (in heads_) then
+  // the slot's bytes, gathered straight from shared memory by the log's encoder (no copy here):
+  // only this agent frees a PERSISTENT slot, so the bytes stay put until the batch is written.
   std::vector<log::AppendRecord> batch_;
-  std::vector<std::byte> scratch_;
-  std::vector<std::size_t> value_at_;       // per batch record: where its value starts in scratch_
+  std::vector<QueueMessageRecord> heads_;   // per message record of the batch
+  std::vector<QueueSettleRecord> settle_values_;  // per settle record of the batch
+  std::vector<std::uint8_t> is_settle_;     // per batch record: which of the two it is
+  std::size_t batch_bytes_ = 0;             // values in the batch
   std::vector<std::uint32_t> batch_slots_;  // slots whose message record is in the batch
   std::vector<Pending> settles_;            // settlements in the batch (freed after it is written)
   std::vector<std::uint32_t> popped_;       // every slot popped this drain (retried if the append fails)
+  // Per slot: the drain (drain_gen_) that popped it / queued its settlement; no search of popped_
+  // or settles_ per entry.
+  std::vector<std::uint32_t> popped_in_, settled_in_;
+  std::uint32_t drain_gen_ = 0;
+  std::int64_t now_real_ = 0;               // the clocks of this drain, read once
   bool durable_wait_ = false;               // the batch holds a message whose producer waits
   struct SeqNote { std::uint32_t entry, pid; std::uint64_t seq, incarnation; };
   std::vector<SeqNote> batch_seqs_;         // producers' sequences in the batch (announced after its flush)

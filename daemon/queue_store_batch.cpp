@@ -16,13 +16,14 @@ using layout::QWord;
 
 namespace {
 constexpr std::uint64_t kNone = ~0ULL;
-constexpr std::size_t kMaxBatchRecords = 1024;
+// A batch ends at this many records or bytes of values (whichever first); the loop in the agent
+// drains on with the next batch, so this bounds the encode buffer, not the throughput.
+constexpr std::size_t kMaxBatchRecords = 4096;
 constexpr std::size_t kMaxBatchBytes = 4U << 20;
 
 template <class T>
-void put(std::vector<std::byte>& v, const T& x) {
-  const auto* p = reinterpret_cast<const std::byte*>(&x);
-  v.insert(v.end(), p, p + sizeof x);
+std::span<const std::byte> bytes_of(const T& x) noexcept {
+  return std::as_bytes(std::span<const T>(&x, 1));
 }
 std::int64_t mono_to_real(std::uint64_t mono, std::uint64_t now_mono, std::int64_t now_real) {
   if (mono == 0) return 0;
@@ -33,8 +34,10 @@ std::int64_t mono_to_real(std::uint64_t mono, std::uint64_t now_mono, std::int64
 std::size_t QueueStore::drain(std::uint64_t now_mono) {
   popped_.clear();
   batch_.clear();
-  scratch_.clear();
-  value_at_.clear();
+  heads_.clear();
+  settle_values_.clear();
+  is_settle_.clear();
+  batch_bytes_ = 0;
   batch_slots_.clear();
   settles_.clear();
   durable_wait_ = false;
@@ -44,22 +47,32 @@ std::size_t QueueStore::drain(std::uint64_t now_mono) {
     drain_without_log();
     return 0;
   }
+  if (++drain_gen_ == 0) {  // wrapped: forget the old marks rather than match one
+    std::fill(popped_in_.begin(), popped_in_.end(), 0);
+    std::fill(settled_in_.begin(), settled_in_.end(), 0);
+    drain_gen_ = 1;
+  }
+  // Both clocks now, as a pair (deadlines are converted between them; the caller's now_mono may
+  // be a whole round old).
+  (void)now_mono;
+  now_mono_ = common::mono_ns();
+  now_real_ = common::real_ns();
   // Settlements of dead letters waited one round: their DLQ copies are logged by now.
   for (const auto& d : deferred_) {
     popped_.push_back(d.slot);
+    popped_in_[d.slot] = drain_gen_;
     add_settle(d.slot, d.word, d.reason);
   }
   deferred_.clear();
   auto retry = std::move(retry_);
   retry_.clear();
   for (auto s : retry) classify(s);
-  while (batch_.size() < kMaxBatchRecords && scratch_.size() < kMaxBatchBytes) {
+  while (batch_.size() < kMaxBatchRecords && batch_bytes_ < kMaxBatchBytes) {
     std::uint32_t s = 0;
     if (q_.persist_ring().try_pop(s, q_.header().persist_pop) != ring::IndexStatus::Ok) break;
     classify(s);
   }
   if (batch_.empty()) return 0;
-  now_mono_ = now_mono;
   return append_batch() ? batch_.size() : 0;
 }
 
@@ -94,11 +107,12 @@ void QueueStore::classify(std::uint32_t s) {
     const std::uint64_t w2 = h->state.load(std::memory_order_relaxed);
     if (QWord::gen(w1) != QWord::gen(w2) && QWord::state(w2) != QState::Acked) continue;
     if ((fl & layout::kQFlagPersistent) == 0) return;
-    if (std::find(popped_.begin(), popped_.end(), s) != popped_.end() && QWord::state(w2) != QState::Acked) return;
+    if (popped_in_[s] == drain_gen_ && QWord::state(w2) != QState::Acked) return;
     popped_.push_back(s);
+    popped_in_[s] = drain_gen_;
     if (logged_[s] == kNone) add_message(s, fl);
     if (QWord::state(w2) != QState::Acked) return;
-    if (std::any_of(settles_.begin(), settles_.end(), [s](const Pending& p) { return p.slot == s; })) return;
+    if (settled_in_[s] == drain_gen_) return;
     const auto why = h->reason == 0 ? SettleReason::Acked
                      : h->reason == static_cast<std::uint8_t>(layout::DeadLetterReason::Expired) ? SettleReason::Expired
                                                                                                  : SettleReason::DeadLettered;
@@ -110,14 +124,12 @@ void QueueStore::classify(std::uint32_t s) {
 
 void QueueStore::add_message(std::uint32_t s, std::uint8_t fl) {
   const auto* h = q_.slot(s);
-  const std::int64_t now_real = common::real_ns();
-  const std::uint64_t now_mono = common::mono_ns();
   QueueMessageRecord r{};
   r.timestamp_ns = h->timestamp_ns;
   // Relaxed atomic loads: fields that stale-entry readers look at are written atomically.
   r.expires_real_ns = mono_to_real(std::atomic_ref<const std::uint64_t>(h->expires_at_ns).load(std::memory_order_relaxed),
-                                   now_mono, now_real);
-  r.deliver_at_real_ns = mono_to_real(h->deliver_at_ns, now_mono, now_real);
+                                   now_mono_, now_real_);
+  r.deliver_at_real_ns = mono_to_real(h->deliver_at_ns, now_mono_, now_real_);
   r.producer_seq = h->producer_seq;
   r.incarnation = h->incarnation;
   r.producer_id = h->producer_id;
@@ -126,14 +138,14 @@ void QueueStore::add_message(std::uint32_t s, std::uint8_t fl) {
   r.reason = h->reason;
   r.origin_dest_id = h->origin_dest_id;
   const std::uint32_t len = std::min(h->length, q_.max_payload());
-  value_at_.push_back(scratch_.size());
-  put(scratch_, r);
-  const auto* p = q_.payload(s);
-  scratch_.insert(scratch_.end(), p, p + len);
+  heads_.push_back(r);
   log::AppendRecord a;
-  a.timestamp_ns = h->timestamp_ns != 0 ? h->timestamp_ns : now_real;
+  a.timestamp_ns = h->timestamp_ns != 0 ? h->timestamp_ns : now_real_;
   a.attributes = static_cast<std::uint16_t>(RecordKind::QueueMessage);
+  a.value_tail = std::span<const std::byte>(q_.payload(s), len);  // gathered by the encoder
   batch_.push_back(a);
+  is_settle_.push_back(0);
+  batch_bytes_ += sizeof r + len;
   logged_[s] = log_->log_end_offset() + batch_.size() - 1;
   batch_slots_.push_back(s);
   batch_seqs_.push_back({h->producer_entry, h->producer_id, h->producer_seq, h->incarnation});
@@ -145,20 +157,21 @@ void QueueStore::add_settle(std::uint32_t s, std::uint64_t word, SettleReason wh
   QueueSettleRecord r{};
   r.offset = logged_[s];
   r.reason = static_cast<std::uint8_t>(why);
-  value_at_.push_back(scratch_.size());
-  put(scratch_, r);
+  settle_values_.push_back(r);
   log::AppendRecord a;
-  a.timestamp_ns = common::real_ns();
+  a.timestamp_ns = now_real_;
   a.attributes = static_cast<std::uint16_t>(RecordKind::QueueSettle);
   batch_.push_back(a);
+  is_settle_.push_back(1);
+  batch_bytes_ += sizeof r;
   settles_.push_back({s, word, r.offset, why});
+  settled_in_[s] = drain_gen_;
 }
 
 bool QueueStore::append_batch() {
-  for (std::size_t i = 0; i < batch_.size(); ++i) {
-    const std::size_t end = i + 1 < batch_.size() ? value_at_[i + 1] : scratch_.size();
-    batch_[i].value = std::span<const std::byte>(scratch_.data() + value_at_[i], end - value_at_[i]);
-  }
+  // The values' vectors are complete now (no more reallocation): point the records at them.
+  for (std::size_t i = 0, m = 0, st = 0; i < batch_.size(); ++i)
+    batch_[i].value = is_settle_[i] != 0 ? bytes_of(settle_values_[st++]) : bytes_of(heads_[m++]);
   std::uint64_t base = 0;
   const std::uint64_t expected = log_->log_end_offset();
   if (auto err = log_->append(batch_, 0, base); err) {
@@ -173,9 +186,11 @@ bool QueueStore::append_batch() {
   if (base != expected) warn("queue://" + name_ + ": log assigned offset " + std::to_string(base) + ", expected " + std::to_string(expected));
   clear_error();
   for (auto s : batch_slots_) unsettled_.insert(logged_[s]);
-  for (const auto& b : batch_seqs_) {
-    auto& hi = producers_[b.incarnation];
-    hi = std::max(hi, b.seq);
+  std::uint64_t* hi = nullptr;  // the map's values stay put: look up each run of one incarnation once
+  for (std::size_t i = 0; i < batch_seqs_.size(); ++i) {
+    const SeqNote& b = batch_seqs_[i];
+    if (i == 0 || b.incarnation != batch_seqs_[i - 1].incarnation) hi = &producers_[b.incarnation];
+    *hi = std::max(*hi, b.seq);
     if (b.entry >= layout::kQueueMaxProducers) continue;  // a restored message or a DLQ copy
     pending_seq_[b.entry] = std::max(pending_seq_[b.entry], b.seq);
     pending_pid_[b.entry] = b.pid;
@@ -205,7 +220,9 @@ void QueueStore::maybe_flush(std::uint64_t now_mono, bool force) {
                    (policy_.mode == M::EveryN && unflushed_ >= policy_.every) ||
                    (policy_.mode == M::Interval && now_mono - first_unflushed_ns_ >= policy_.interval_ns);
   if (!due) return;
-  if (auto err = log_->flush(); err) {
+  // The .log fdatasync only: the producers waiting for it are told before the checkpoint file is
+  // rewritten (when due, after them: it only shortens a recovery).
+  if (auto err = log_->flush(log::Log::Checkpoint::kDefer); err) {
     set_error(err.code, err.what);
     return;
   }
@@ -221,6 +238,7 @@ void QueueStore::maybe_flush(std::uint64_t now_mono, bool force) {
     ring::wake_waiters(p->durable_seq, p->durable_waiters);
     pending_seq_[e] = 0;
   }
+  (void)log_->flush(log::Log::Checkpoint::kWhenDue);  // a failure here is retried by the next flush
 }
 
 std::uint64_t QueueStore::next_flush_ns() const noexcept {

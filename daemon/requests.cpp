@@ -32,6 +32,8 @@ void Conductor::handle_frame(Client& c, const control::FrameHeader& h, const std
       case MsgType::Stat: return on_stat(c, h.request_id);
       case MsgType::CreateTemp: return on_create_temp(c, body, h.request_id);
       case MsgType::DeleteTemp: return on_delete_temp(c, body, h.request_id);
+      case MsgType::CommitPosition: return on_commit_position(c, body, h.request_id);
+      case MsgType::Unsubscribe: return on_unsubscribe(c, body, h.request_id);
       case MsgType::Detach:
         c.closing = true;
         c.close_reason = "detached";
@@ -92,7 +94,37 @@ Conductor::Dest* Conductor::find_dest(std::uint32_t dest_id) {
   return nullptr;
 }
 
+namespace {
+/// OpenDest's fsync fields as FsyncPolicy::parse spells them ("" = the daemon's --fsync).
+std::string fsync_spec(std::uint8_t mode, std::uint32_t value) {
+  switch (static_cast<shmbus::FsyncPolicy::Mode>(mode)) {
+    case shmbus::FsyncPolicy::Mode::Never: return "never";
+    case shmbus::FsyncPolicy::Mode::Always: return "always";
+    case shmbus::FsyncPolicy::Mode::Interval: return "interval:" + std::to_string(value);
+    case shmbus::FsyncPolicy::Mode::EveryN: return "every:" + std::to_string(value);
+    case shmbus::FsyncPolicy::Mode::Daemon: break;
+  }
+  return {};
+}
+/// The reverse, for a queue re-created from its queue.meta.
+void fsync_fields(const std::string& spec, control::OpenDest& m) {
+  FsyncPolicy p;
+  if (spec.empty() || !FsyncPolicy::parse(spec, p)) return;
+  using M = FsyncPolicy::Mode;
+  using P = shmbus::FsyncPolicy::Mode;
+  const P mode = p.mode == M::Never ? P::Never : p.mode == M::Always ? P::Always : p.mode == M::EveryN ? P::EveryN : P::Interval;
+  m.fsync_mode = static_cast<std::uint8_t>(mode);
+  m.fsync_value = static_cast<std::uint32_t>(mode == P::EveryN ? p.every : p.interval_ns / 1'000'000);
+}
+}  // namespace
+
 Conductor::Dest& Conductor::create_queue(const std::string& uri, const std::string& name, const control::OpenDest& m) {
+  if (m.fsync_mode > static_cast<std::uint8_t>(shmbus::FsyncPolicy::Mode::Always) ||
+      ((m.fsync_mode == static_cast<std::uint8_t>(shmbus::FsyncPolicy::Mode::Interval) ||
+        m.fsync_mode == static_cast<std::uint8_t>(shmbus::FsyncPolicy::Mode::EveryN)) &&
+       (m.fsync_value < 1 || m.fsync_value > 3'600'000)))
+    throw Error(ErrorCode::InvalidArgument, "fsync policy " + std::to_string(m.fsync_mode) + "/" +
+                                                std::to_string(m.fsync_value) + " is out of range");
   if (m.capacity < layout::kMinQueueSlots || m.capacity > layout::kMaxQueueSlots || (m.capacity & (m.capacity - 1)) != 0)
     throw Error(ErrorCode::InvalidArgument, "queue capacity " + std::to_string(m.capacity) + " must be a power of two in [" +
                                                 std::to_string(layout::kMinQueueSlots) + ", " +
@@ -129,7 +161,8 @@ Conductor::Dest& Conductor::create_queue(const std::string& uri, const std::stri
   d.producer_owner.assign(layout::kQueueMaxProducers, -1);
   janitor_.inbox().enqueue(QueueCreated{d.id, uri, d.shm});
   // Temporary queues are never persisted (JMS: they do not outlive their connection).
-  if (persist_ != nullptr && name.rfind(control::kTempPrefix, 0) != 0) persist_->post(PersistQueue{d.id, name, d.qring, d.shm});
+  if (persist_ != nullptr && name.rfind(control::kTempPrefix, 0) != 0)
+    persist_->post(PersistQueue{d.id, name, d.qring, d.shm, fsync_spec(m.fsync_mode, m.fsync_value)});
   info("created " + uri + ": " + std::to_string(m.capacity) + " messages x " + std::to_string(m.max_message_size) +
        " bytes max (" + std::to_string(g.total >> 10) + " KiB shared memory), max deliveries " +
        (m.max_deliveries ? std::to_string(m.max_deliveries) : std::string("unlimited")) +
@@ -204,6 +237,7 @@ void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::u
   const bool queue = m.kind == static_cast<std::uint8_t>(Destination::Kind::Queue);
   if (!queue && m.kind != static_cast<std::uint8_t>(Destination::Kind::Topic))
     throw Error(ErrorCode::BadDestination, "unknown destination kind " + std::to_string(m.kind));
+  if (!queue && m.role == control::Role::DurableSubscriber) return on_open_durable(c, m, id);
   if (m.role != control::Role::Producer && m.role != control::Role::Consumer && !(queue && m.role == control::Role::Browser))
     throw Error(ErrorCode::ProtocolError, "unknown endpoint role " + std::to_string(static_cast<int>(m.role)));
   // Validates the name (queues: at most 60 characters, so that DLQ.NAME is a name too).
@@ -357,6 +391,17 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
     ds.holes_repaired = h.holes_repaired.load(std::memory_order_relaxed);
     ds.shm_bytes = d.shm->size();
     ds.temporary = d.temporary;
+    if (d.figures) {
+      // Relaxed: statistics the persistence agent publishes.
+      ds.log_start_offset = d.figures->start.load(std::memory_order_relaxed);
+      ds.log_end_offset = d.figures->end.load(std::memory_order_relaxed);
+      ds.durable_offset = d.figures->durable.load(std::memory_order_relaxed);
+      ds.log_segments = d.figures->segments.load(std::memory_order_relaxed);
+      ds.log_bytes = d.figures->bytes.load(std::memory_order_relaxed);
+      ds.persisted = d.figures->persisted.load(std::memory_order_relaxed);
+      ds.persist_error = d.figures->error.load(std::memory_order_relaxed);
+    }
+    for (const auto& [n, sub] : d.subs) ds.durable_subscriptions.push_back({n, sub.position, sub.owner >= 0});
     for (std::uint32_t i = 0; i < d.subscriber_owner.size(); ++i) {
       if (d.subscriber_owner[i] < 0) continue;
       const auto* se = d.ring.subscriber(i);
@@ -520,6 +565,7 @@ void Conductor::restore_stored_queues() {
     m.max_deliveries = sq.meta.max_deliveries;
     m.redelivery_delay_ns = sq.meta.redelivery_delay_ns;
     m.queue_flags = sq.meta.flags;
+    fsync_fields(sq.meta.fsync, m);
     const std::string uri = "queue://" + sq.name;
     try {
       Destination::parse(uri);  // a directory name that is not a valid queue name is not ours

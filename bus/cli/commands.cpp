@@ -34,6 +34,7 @@ enum Allow : unsigned {
   kOptSelector = 1U << 12,     // --selector EXPR (receives)
   kOptVerbose = 1U << 13,      // --verbose (receives)
   kOptAcks = 1U << 14,         // --acks memory|durable (sends)
+  kOptDurable = 1U << 15,      // --durable NAME (topic receives)
 };
 
 /// Longest --ttl / --delay: about 31.7 years, far from overflowing a nanosecond deadline.
@@ -53,6 +54,7 @@ struct Opts {
   std::optional<std::string> correlation_id;
   bool persistent = false;
   std::optional<Acks> acks;
+  std::optional<std::string> durable;
   std::optional<std::string> selector;
   bool verbose = false;
   std::vector<std::string> positional;
@@ -85,7 +87,8 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
                              (a == "--delay" && allowed(kOptDelay)) || (a == "--ack" && allowed(kOptAck)) ||
                              (a == "--type" && allowed(kOptType)) || (a == "--property" && allowed(kOptProperty)) ||
                              (a == "--correlation-id" && allowed(kOptCorrelation)) ||
-                             (a == "--selector" && allowed(kOptSelector)) || (a == "--acks" && allowed(kOptAcks));
+                             (a == "--selector" && allowed(kOptSelector)) || (a == "--acks" && allowed(kOptAcks)) ||
+                             (a == "--durable" && allowed(kOptDurable));
     if (takes_value) {
       if (i + 1 >= args.size()) {
         std::cerr << "shmbus: " << a << " needs a value\n";
@@ -104,6 +107,8 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
         o.correlation_id = v;
       } else if (a == "--selector") {
         o.selector = v;
+      } else if (a == "--durable") {
+        o.durable = v;
       } else if (a == "--acks") {
         if (v == "memory") o.acks = Acks::Memory;
         else if (v == "durable") o.acks = Acks::Durable;
@@ -205,6 +210,20 @@ void print_json(const BusStats& s) {
     } else {
       std::cout << ",\"published\":" << d.tail << ",\"producers\":" << d.producers
                 << ",\"consumers\":" << d.subscribers.size() << ",\"holes_repaired\":" << d.holes_repaired;
+      if (!d.durable_subscriptions.empty()) {
+        std::cout << ",\"log_start_offset\":" << d.log_start_offset << ",\"log_end_offset\":" << d.log_end_offset
+                  << ",\"durable_offset\":" << d.durable_offset << ",\"segments\":" << d.log_segments
+                  << ",\"log_bytes\":" << d.log_bytes << ",\"persisted\":" << d.persisted
+                  << ",\"persist_error\":\"" << (d.persist_error ? std::strerror(static_cast<int>(d.persist_error)) : "")
+                  << "\",\"durable_subscriptions\":[";
+        for (std::size_t k = 0; k < d.durable_subscriptions.size(); ++k) {
+          const auto& s2 = d.durable_subscriptions[k];
+          std::cout << (k ? "," : "") << "{\"name\":\"" << json_escape(s2.name) << "\",\"position\":" << s2.position
+                    << ",\"lag\":" << (d.log_end_offset > s2.position ? d.log_end_offset - s2.position : 0)
+                    << ",\"active\":" << (s2.active ? "true" : "false") << "}";
+        }
+        std::cout << "]";
+      }
     }
     std::cout << ",\"subscribers\":[";
     for (std::size_t j = 0; j < d.subscribers.size(); ++j) {
@@ -249,6 +268,16 @@ void print_text(const BusStats& s) {
     std::cout << d.uri << (d.temporary ? " (temporary)" : "") << "  capacity " << d.capacity << " x "
               << d.max_message_size << " B  published " << d.tail << "  producers " << d.producers << "  consumers " << d.subscribers.size() << "  holes repaired "
               << d.holes_repaired << "\n";
+    if (!d.durable_subscriptions.empty()) {
+      std::cout << "    log offsets " << d.log_start_offset << ".." << d.log_end_offset << "  durable " << d.durable_offset
+                << "  segments " << d.log_segments << "  bytes " << d.log_bytes << "  persisted " << d.persisted
+                << (d.persist_error ? std::string("  WRITE FAILING: ") + std::strerror(static_cast<int>(d.persist_error)) : std::string())
+                << "\n";
+      for (const auto& s2 : d.durable_subscriptions)
+        std::cout << "    durable subscription " << s2.name << "  position " << s2.position << "  lag "
+                  << (d.log_end_offset > s2.position ? d.log_end_offset - s2.position : 0) << (s2.active ? "  (open)" : "")
+                  << "\n";
+    }
     for (const auto& ss : d.subscribers)
       std::cout << "    consumer " << ss.consumer_id << " (pid " << ss.pid << ")  position " << ss.position << "  lag "
                 << (d.tail > ss.position ? d.tail - ss.position : 0) << "  received " << ss.received << "  lost "
@@ -388,10 +417,11 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
 
 int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   Opts o;
-  if (!parse_opts(args, o, kOptCount | kOptTimeout | kOptAck | kOptNoAck | kOptSelector | kOptVerbose)) return kUsage;
+  if (!parse_opts(args, o, kOptCount | kOptTimeout | kOptAck | kOptNoAck | kOptSelector | kOptVerbose | kOptDurable))
+    return kUsage;
   if (o.positional.size() != 1) {
     std::cerr << "shmbus: usage: shmbus recv DEST [--count N] [--timeout MS] [--selector EXPR] [--verbose] [--ack "
-                 "auto|client|dups_ok|individual | --no-ack]\n";
+                 "auto|client|dups_ok|individual | --no-ack] [--durable NAME]\n";
     return kUsage;
   }
   if (o.ack && o.no_ack) {
@@ -401,7 +431,12 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   }
   const auto dest = Destination::parse(o.positional[0]);
   const bool queue = dest.kind() == Destination::Kind::Queue;
-  if (!queue && (o.ack || o.no_ack)) {
+  if (queue && o.durable) {
+    std::cerr << "shmbus: --durable: " << dest.uri() << " is a queue; durable subscriptions are for topic://NAME "
+              << "(queues keep their messages anyway)\n";
+    return kUsage;
+  }
+  if (!queue && !o.durable && (o.ack || o.no_ack)) {
     std::cerr << "shmbus: " << (o.ack ? "--ack" : "--no-ack") << ": " << dest.uri()
               << " is a topic, and topics have no acknowledgements (only queue://NAME has)\n";
     return kUsage;
@@ -429,10 +464,12 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   // same message to it again).
   if (o.no_ack) copts.ack_timeout = std::chrono::milliseconds(0);
   copts.selector = o.selector.value_or(std::string{});
-  auto consumer = session.create_consumer(dest, copts, {c.capacity, c.max_size});
+  auto consumer = o.durable ? session.create_durable_subscriber(Topic(dest.name()), *o.durable, copts, {c.capacity, c.max_size})
+                            : session.create_consumer(dest, copts, {c.capacity, c.max_size});
   // Tell a waiting script we are subscribed (stderr, so stdout carries only messages).
   std::cerr << "shmbus: subscribed to " << dest.uri();
-  if (queue) std::cerr << " (ack " << (o.no_ack ? "none: --no-ack" : to_string(mode)) << ")";
+  if (o.durable) std::cerr << " as durable subscription '" << *o.durable << "'";
+  if (queue || o.durable) std::cerr << " (ack " << (o.no_ack ? "none: --no-ack" : to_string(mode)) << ")";
   if (!copts.selector.empty()) std::cerr << " with selector " << copts.selector;
   std::cerr << "\n";
   const std::string uri = dest.uri();
@@ -497,6 +534,24 @@ int cmd_stat(const Common& c, const std::vector<std::string>& args) {
   if (o.json) print_json(s);
   else print_text(s);
   return kOk;
+}
+
+int cmd_unsubscribe(const Common& c, const std::vector<std::string>& args) {
+  Opts o;
+  if (!parse_opts(args, o, 0)) return kUsage;
+  if (o.positional.size() != 2) {
+    std::cerr << "shmbus: usage: shmbus unsubscribe topic://NAME SUBSCRIPTION\n";
+    return kUsage;
+  }
+  const auto dest = Destination::parse(o.positional[0]);
+  if (dest.kind() != Destination::Kind::Topic) {
+    std::cerr << "shmbus: unsubscribe: " << dest.uri() << " is not a topic\n";
+    return kUsage;
+  }
+  auto conn = factory(c, "shmbus-unsubscribe").create_connection();
+  conn.create_session().unsubscribe(Topic(dest.name()), o.positional[1]);
+  std::cerr << "shmbus: deleted durable subscription '" << o.positional[1] << "' of " << dest.uri() << "\n";
+  return 0;
 }
 
 }  // namespace shmbus::cli

@@ -18,6 +18,7 @@ struct Common {
 int cmd_send(const Common& c, const std::vector<std::string>& args);
 int cmd_recv(const Common& c, const std::vector<std::string>& args);
 int cmd_stat(const Common& c, const std::vector<std::string>& args);
+int cmd_unsubscribe(const Common& c, const std::vector<std::string>& args);
 /// dump-log PATH [--records] (bus/cli/dump_log.cpp): exit 0 all valid, 3 bad CRC or tail, 2 usage/IO.
 int cmd_dump_log(const Common& c, const std::vector<std::string>& args);
 

@@ -12,6 +12,7 @@ commands:
   recv DEST [--count N] [--timeout MS] print each message on its own line; stop after N messages, or when
                                        nothing arrives for MS milliseconds
   stat [--json]                        destinations, producers, consumers, positions and counters
+  unsubscribe topic://NAME SUB         delete durable subscription SUB of the topic (and, with the last one, its log)
   dump-log PATH [--records]            print the batches (and records) of a segment log file or directory;
                                        exit 0 if all valid, 3 on a bad CRC or torn tail, 2 on usage/IO errors
 options for send/recv (used only when the destination is created):
@@ -32,6 +33,8 @@ options for send:
   --ttl MS           not delivered once MS milliseconds have passed since the send (0: never expires)
   --delay MS         queues only: not delivered before MS milliseconds have passed since the send
 options for recv:
+  --durable NAME     topics: receive as durable subscription NAME (created if new; it keeps PERSISTENT
+                     messages while no subscriber is open, from where it last acknowledged)
   --selector EXPR    receive only messages matching the JMS selector EXPR (queues: the others stay)
   --verbose          print the headers and properties (one per line) before each body, and an empty
                      line after it
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
     if (cmd == "send") return cmd_send(c, rest);
     if (cmd == "recv") return cmd_recv(c, rest);
     if (cmd == "stat") return cmd_stat(c, rest);
+    if (cmd == "unsubscribe") return cmd_unsubscribe(c, rest);
     if (cmd == "dump-log") return cmd_dump_log(c, rest);
     std::cerr << "shmbus: unknown command '" << cmd << "'\n" << kHelp;
     return kUsage;

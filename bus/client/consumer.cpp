@@ -44,6 +44,7 @@ bool ConsumerImpl::admit_topic(Message& out, const ring::ReadMeta& meta) noexcep
 
 ReceiveResult ConsumerImpl::poll(Message& out) noexcept {
   if (queue) return poll_queue(out);
+  if (durable) return poll_durable(out);
   for (;;) {
     ring::ReadMeta meta;
     std::uint64_t lost = 0;
@@ -64,7 +65,11 @@ bool ConsumerImpl::park(std::uint64_t deadline_ns) noexcept {
   const std::uint64_t now = common::mono_ns();
   const std::uint64_t slice = now < deadline_ns ? std::min(deadline_ns - now, kParkSliceNs) : 0;
   // The parker's half of the handshake: QueueRing::push_ready / TopicWriter::publish wake us.
-  if (queue) {
+  if (durable) {
+    // The log grows by files another process appends to: nothing to park on; look again soon.
+    std::atomic<std::uint32_t> nap{0};
+    ring::futex_wait(nap, 0, std::chrono::nanoseconds(std::min<std::uint64_t>(slice, 1'000'000)));
+  } else if (queue) {
     auto& qh = qreader.ring().header();
     ring::park_once(qh.notify_seq, qh.waiters, qreader.entry().parked, slice, [&] {
       // seq_cst loads. A selector consumer waits for a push it has not scanned yet: messages

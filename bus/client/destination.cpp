@@ -80,6 +80,7 @@ const char* to_string(ErrorCode c) noexcept {
     case ErrorCode::Internal: return "internal";
     case ErrorCode::Closed: return "closed";
     case ErrorCode::PartiallyCommitted: return "partially-committed";
+    case ErrorCode::NotDurable: return "not-durable";
   }
   return "unknown";
 }

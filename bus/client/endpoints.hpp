@@ -2,6 +2,7 @@
 #pragma once
 #include "client/connection_impl.hpp"
 #include "message/selector.hpp"
+#include "log/log_tail.hpp"
 #include "ring/queue_ring.hpp"
 #include "ring/topic_ring.hpp"
 
@@ -25,6 +26,7 @@ struct SessionImpl {
   AckMode mode = AckMode::Auto;
   std::vector<ConsumerImpl*> consumers;  // queue consumers open in this session
   std::vector<ProducerImpl*> producers;  // queue producers open in this session
+  std::vector<ConsumerImpl*> durables;   // durable subscribers open in this session
   std::uint64_t ack_all() noexcept;
   std::uint64_t give_back_all() noexcept;
 };
@@ -136,6 +138,19 @@ struct ConsumerImpl : EndpointBase {
                                  const std::byte* data, std::uint32_t len) noexcept;
   Status acknowledge(std::uint32_t slot, std::uint64_t word) noexcept;
   void before_close() noexcept override;
+  // Durable subscribers (durable_consumer.cpp): read the topic's log, not the ring.
+  bool durable = false;
+  std::unique_ptr<log::LogTail> tail;
+  std::string log_dir;
+  std::uint64_t delivered = 0;   // next offset after the last message handed out
+  std::uint64_t committed = 0;   // what the daemon has as this subscription's position
+  std::uint64_t high = 0;        // one past the highest offset ever handed out (redelivered flag)
+  std::uint64_t last_commit_ns = 0;
+  ReceiveResult poll_durable(Message& out) noexcept;
+  /// Tells the daemon the subscription consumed everything below `pos`.
+  Status commit_durable(std::uint64_t pos) noexcept;
+  /// Reads again from the committed position (recover, rollback).
+  void rewind_durable() noexcept;
 };
 
 

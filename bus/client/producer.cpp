@@ -95,7 +95,8 @@ Status ProducerImpl::topic_send_message(const OutgoingMessage& m, const SendOpti
     writer.abort(c);  // readers skip the padding
     return st;
   }
-  writer.commit(c, static_cast<std::uint32_t>(size), timestamps ? now : 0, layout::kSlotFramed, incarnation,
+  writer.commit(c, static_cast<std::uint32_t>(size), timestamps ? now : 0,
+                layout::kSlotFramed | (e.mode == DeliveryMode::Persistent ? layout::kSlotPersistent : 0U), incarnation,
                 expiration_for(e, now));
   return Status::Ok;
 }
@@ -134,17 +135,21 @@ MessageProducer::~MessageProducer() {
   if (impl_) impl_->close_endpoint();
 }
 
-Status MessageProducer::send(std::span<const std::byte> body) noexcept {
+Status MessageProducer::send(std::span<const std::byte> body) noexcept { return send(body, SendOptions{}); }
+
+Status MessageProducer::send(std::span<const std::byte> body, const SendOptions& o) noexcept {
   if (!impl_ || !impl_->usable()) return Status::Closed;
-  if (impl_->queue) return impl_->queue_send(body, SendOptions{});
+  if (impl_->queue) return impl_->queue_send(body, o);
   if (body.size() > impl_->writer.ring().max_payload()) return Status::MessageTooLarge;
   ring::SlotClaim c;
   const auto len = static_cast<std::uint32_t>(body.size());
   if (auto st = impl_->claim_slot(len, c); st != Status::Ok) return st;
   std::memcpy(c.data, body.data(), len);
-  const auto e = impl_->effective({});
+  const auto e = impl_->effective(o);
   const std::int64_t now = impl_->real_now(e);
-  impl_->writer.commit(c, len, impl_->timestamps ? now : 0, 0, impl_->incarnation, impl_->expiration_for(e, now));
+  impl_->writer.commit(c, len, impl_->timestamps ? now : 0,
+                       e.mode == DeliveryMode::Persistent ? layout::kSlotPersistent : 0U, impl_->incarnation,
+                       impl_->expiration_for(e, now));
   return Status::Ok;
 }
 
@@ -155,12 +160,6 @@ Status MessageProducer::send(const OutgoingMessage& m, const SendOptions& o) noe
 
 Status MessageProducer::send(std::string_view text) noexcept {
   return send(std::as_bytes(std::span<const char>(text.data(), text.size())));
-}
-
-Status MessageProducer::send(std::span<const std::byte> body, const SendOptions& o) noexcept {
-  if (!impl_ || !impl_->usable()) return Status::Closed;
-  if (impl_->queue) return impl_->queue_send(body, o);
-  return send(body);
 }
 
 Status MessageProducer::send(std::string_view text, const SendOptions& o) noexcept {

@@ -20,12 +20,20 @@ constexpr int kSpinsBeforePark = 128;
 std::uint64_t SessionImpl::ack_all() noexcept {
   std::uint64_t n = 0;
   for (auto* c : consumers) n += c->qreader.ack_all();
+  for (auto* d : durables) {
+    const std::uint64_t pending = d->delivered - d->committed;
+    if (d->commit_durable(d->delivered) == Status::Ok) n += pending;
+  }
   return n;
 }
 
 std::uint64_t SessionImpl::give_back_all() noexcept {
   std::uint64_t n = 0;
   for (auto* c : consumers) n += c->qreader.give_back_all();
+  for (auto* d : durables) {
+    n += d->delivered - d->committed;
+    d->rewind_durable();
+  }
   return n;
 }
 
@@ -66,7 +74,7 @@ ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const Effective& e,
   }
   m.timestamp_ns = timestamps ? now_real : 0;
   m.persistent = e.mode == DeliveryMode::Persistent;
-  m.durable_wait = m.persistent && opts.acks == Acks::Durable && session->mode != AckMode::Transacted;
+  m.durable_wait = m.persistent && opts.acks == Acks::Durable;  // transacted: commit() waits
   m.producer_seq = ++sequence;
   m.producer_id = id;
   m.incarnation = incarnation;
@@ -96,8 +104,10 @@ Status ProducerImpl::wait_durable(std::uint64_t seq) noexcept {
   auto& region = conn->header();
   const std::uint64_t deadline = common::mono_ns() + common::ms_to_ns_capped(opts.send_timeout);
   const auto done = [&] {
-    // Acquire: pairs with the persistence agent's release store after its fsync.
-    const std::uint64_t w = e.durable.load(std::memory_order_acquire);
+    // SYNC: seq_cst, the parker's look in the Dekker pair with the persistence agent's seq_cst
+    // store of `durable` then its load of durable_waiters (QueueStore::maybe_flush); it also
+    // acquires what that store released.
+    const std::uint64_t w = e.durable.load(std::memory_order_seq_cst);
     return (w >> layout::kDurableSeqBits) == (id & 0xFFFFFF) &&
            (w & ((1ULL << layout::kDurableSeqBits) - 1)) >= (seq & ((1ULL << layout::kDurableSeqBits) - 1));
   };
@@ -236,6 +246,13 @@ void ConsumerImpl::settle_on_receive() noexcept {
 
 Status ConsumerImpl::acknowledge(std::uint32_t slot, std::uint64_t word) noexcept {
   if (!usable()) return Status::Closed;
+  if (durable) {  // a log position: CLIENT commits everything delivered, INDIVIDUAL up to this one
+    if (session->mode == AckMode::Client) {
+      session->ack_all();
+      return Status::Ok;
+    }
+    return commit_durable(std::max(committed, word + 1));
+  }
   switch (session->mode) {
     case AckMode::Individual:
       return qreader.ack({slot, word}) == ring::SettleStatus::Ok ? Status::Ok : Status::AckTooLate;
@@ -250,6 +267,12 @@ Status ConsumerImpl::acknowledge(std::uint32_t slot, std::uint64_t word) noexcep
 
 void ConsumerImpl::before_close() noexcept {
   stop_listener();
+  if (durable) {
+    // AUTO / DUPS_OK: what was handed out was processed. CLIENT: what was not acknowledged comes again.
+    if (session->mode == AckMode::Auto || session->mode == AckMode::DupsOk) commit_durable(delivered);
+    std::erase(session->durables, this);
+    return;
+  }
   if (!queue) return;
   if (session->mode == AckMode::DupsOk) qreader.ack_all();  // processed: settle the batch
   // Everything else still unsettled goes back when the daemon reclaims this consumer.
@@ -344,19 +367,39 @@ std::uint64_t Session::acknowledge() noexcept {
 std::uint64_t Session::recover() noexcept {
   if (impl_->mode == AckMode::Auto || impl_->mode == AckMode::Transacted) return 0;
   for (auto* c : impl_->consumers) c->since_flush = 0;
+  if (impl_->mode == AckMode::DupsOk) {  // nothing to give back on a log: go on from where it was
+    for (auto* d : impl_->durables) d->commit_durable(d->delivered);
+  }
   return impl_->give_back_all();
 }
 
 void Session::commit() {
   if (impl_->mode != AckMode::Transacted)
     throw Error(ErrorCode::InvalidArgument, "commit() on a session that is not transacted (create it with AckMode::Transacted)");
+  // Publish every send, then (Acks::Durable) wait until the last durable one of each producer is
+  // on disk: one group-committed fsync covers them all.
+  std::vector<std::pair<detail::ProducerImpl*, std::uint64_t>> durable;
   for (auto* p : impl_->producers) {
-    for (auto& [slot, m] : p->pending) p->qwriter.publish(slot, m);
+    std::uint64_t last = 0;
+    for (auto& [slot, m] : p->pending) {
+      p->qwriter.publish(slot, m);
+      if (m.durable_wait) last = m.producer_seq;
+    }
     p->pending.clear();
+    if (last != 0) durable.emplace_back(p, last);
   }
+  for (auto [p, seq] : durable)
+    if (const auto st = p->wait_durable(seq); st != Status::Ok)
+      throw Error(st == Status::DaemonGone ? ErrorCode::DaemonGone : ErrorCode::NotDurable,
+                  std::string("commit: the transaction's sends are published, but its PERSISTENT messages could not be "
+                              "made durable (") + to_string(st) + "; see shmbus stat: persist_error); its receives are not "
+                              "acknowledged");
   std::uint32_t missed = 0;
   std::uint64_t acked = 0;
   for (auto* c : impl_->consumers) acked += c->qreader.ack_all(&missed);
+  for (auto* d : impl_->durables)
+    if (d->commit_durable(d->delivered) != Status::Ok)
+      throw Error(ErrorCode::DaemonGone, "commit: the durable subscription's position could not be stored (shmbusd gone)");
   if (missed != 0)
     throw Error(ErrorCode::PartiallyCommitted,
                 "commit: " + std::to_string(missed) + " of the " + std::to_string(missed + acked) +

@@ -26,6 +26,11 @@ void check_options(bool queue, const DestinationOptions& o) {
     throw Error(ErrorCode::InvalidArgument, "max message size " + std::to_string(o.max_message_size) +
                                                 " is out of range [1, " + std::to_string(layout::kMaxPayload) + "]");
   if (o.redelivery_delay.count() < 0) throw Error(ErrorCode::InvalidArgument, "redelivery delay must not be negative");
+  if (o.fsync.mode > FsyncPolicy::Mode::Always ||
+      ((o.fsync.mode == FsyncPolicy::Mode::Interval || o.fsync.mode == FsyncPolicy::Mode::EveryN) &&
+       (o.fsync.value < 1 || o.fsync.value > 3'600'000)))
+    throw Error(ErrorCode::InvalidArgument, "fsync policy value " + std::to_string(o.fsync.value) +
+                                                " is out of range [1, 3600000] (ms for Interval, messages for EveryN)");
   if (o.max_deliveries > layout::QWord::kMaxCount)
     throw Error(ErrorCode::InvalidArgument, "max deliveries " + std::to_string(o.max_deliveries) + " is above " +
                                                 std::to_string(layout::QWord::kMaxCount) + " (0 means no limit)");
@@ -46,6 +51,8 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   m.max_deliveries = o.max_deliveries;
   m.redelivery_delay_ns = common::ms_to_ns_capped(o.redelivery_delay);
   m.queue_flags = (o.dead_letter_queue ? layout::kQueueDlqEnabled : 0U) | (o.expired_to_dlq ? layout::kQueueExpiredToDlq : 0U);
+  m.fsync_mode = static_cast<std::uint8_t>(o.fsync.mode);
+  m.fsync_value = o.fsync.value;
   const auto body = c.call(control::MsgType::OpenDest, control::encode(m), control::MsgType::OpenOk);
   control::Reader r(body);
   Opened out;

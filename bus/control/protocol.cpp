@@ -114,6 +114,7 @@ Writer encode(const OpenDest& m) {
   Writer w;
   w.u8(m.kind).u8(static_cast<std::uint8_t>(m.role)).str(m.name).u32(m.capacity).u32(m.max_message_size);
   w.u8(m.ack_mode).u64(m.ack_timeout_ns).u32(m.max_deliveries).u64(m.redelivery_delay_ns).u32(m.queue_flags);
+  w.str(m.subscription).u8(m.fsync_mode).u32(m.fsync_value);
   return w;
 }
 void decode(Reader& r, OpenDest& m) {
@@ -127,10 +128,14 @@ void decode(Reader& r, OpenDest& m) {
   m.max_deliveries = r.u32();
   m.redelivery_delay_ns = r.u64();
   m.queue_flags = r.u32();
+  m.subscription = r.str();
+  m.fsync_mode = r.u8();
+  m.fsync_value = r.u32();
 }
 Writer encode(const OpenOk& m) {
   Writer w;
   w.u32(m.dest_id).u32(m.endpoint_id).u32(m.entry_index).u64(m.start_position).str(m.shm_name).u64(m.shm_size);
+  w.str(m.log_dir);
   return w;
 }
 void decode(Reader& r, OpenOk& m) {
@@ -140,6 +145,26 @@ void decode(Reader& r, OpenOk& m) {
   m.start_position = r.u64();
   m.shm_name = r.str();
   m.shm_size = r.u64();
+  m.log_dir = r.str();
+}
+Writer encode(const CommitPosition& m) {
+  Writer w;
+  w.u32(m.dest_id).u32(m.endpoint_id).u64(m.position);
+  return w;
+}
+void decode(Reader& r, CommitPosition& m) {
+  m.dest_id = r.u32();
+  m.endpoint_id = r.u32();
+  m.position = r.u64();
+}
+Writer encode(const Unsubscribe& m) {
+  Writer w;
+  w.str(m.name).str(m.subscription);
+  return w;
+}
+void decode(Reader& r, Unsubscribe& m) {
+  m.name = r.str();
+  m.subscription = r.str();
 }
 Writer encode(const CloseEndpoint& m) {
   Writer w;
@@ -167,6 +192,8 @@ Writer encode(const StatReply& m) {
     w.u64(d.ack_timeouts).u64(d.dropped).str(d.dlq).u8(d.temporary ? 1 : 0);
     w.u64(d.log_start_offset).u64(d.log_end_offset).u64(d.durable_offset).u64(d.log_segments).u64(d.log_bytes);
     w.u64(d.persisted).u64(d.restored).u32(d.persist_error);
+    w.u32(static_cast<std::uint32_t>(d.durable_subscriptions.size()));
+    for (const auto& s : d.durable_subscriptions) w.str(s.name).u64(s.position).u8(s.active ? 1 : 0);
   }
   return w;
 }
@@ -226,6 +253,14 @@ void decode(Reader& r, StatReply& m) {
     d.persisted = r.u64();
     d.restored = r.u64();
     d.persist_error = r.u32();
+    const std::uint32_t nsubs = r.u32();
+    for (std::uint32_t k = 0; k < nsubs; ++k) {
+      DurableSubscriptionStats s;
+      s.name = r.str();
+      s.position = r.u64();
+      s.active = r.u8() != 0;
+      d.durable_subscriptions.push_back(std::move(s));
+    }
   }
 }
 Writer encode(const CreateTemp& m) {

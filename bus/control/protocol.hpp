@@ -20,7 +20,7 @@
 namespace shmbus::control {
 
 inline constexpr std::uint32_t kMagic = 0x31434253;  // "SBC1"
-inline constexpr std::uint32_t kProtocolVersion = 4;  // 3: temporary destinations; 4: persistence figures in stat
+inline constexpr std::uint32_t kProtocolVersion = 4;  // 3: temporary destinations; 4: persistence (stat figures, durable subscriptions)
 inline constexpr std::uint32_t kMaxBody = 1U << 20;
 inline constexpr std::size_t kHeaderSize = 16;
 
@@ -32,14 +32,17 @@ enum class MsgType : std::uint16_t {
   Detach = 10,
   CreateTemp = 11, TempOk = 12,  // a temporary destination, owned by this connection
   DeleteTemp = 13,               // answered with CloseOk
+  CommitPosition = 14,           // a durable subscriber's position; answered with CloseOk
+  Unsubscribe = 15,              // deletes a durable subscription; answered with CloseOk
 };
 /// The highest MsgType value (decode_header refuses anything above).
-inline constexpr std::uint16_t kLastMsgType = static_cast<std::uint16_t>(MsgType::DeleteTemp);
+inline constexpr std::uint16_t kLastMsgType = static_cast<std::uint16_t>(MsgType::Unsubscribe);
 /// Names a daemon generates for temporary destinations start with this; an OpenDest naming one
 /// that does not exist is refused (BadDestination) instead of creating an ordinary destination.
 inline constexpr char kTempPrefix[] = "TMP.";
 
-enum class Role : std::uint8_t { Producer = 1, Consumer = 2, Browser = 3 /* queues: maps it, no entry */ };
+enum class Role : std::uint8_t { Producer = 1, Consumer = 2, Browser = 3 /* queues: maps it, no entry */,
+                                  DurableSubscriber = 4 /* topics: reads the topic's log, OpenDest::subscription */ };
 
 struct FrameHeader {
   std::uint32_t magic = kMagic;
@@ -113,6 +116,9 @@ struct OpenDest {
   std::uint32_t max_deliveries = 0;
   std::uint64_t redelivery_delay_ns = 0;
   std::uint32_t queue_flags = 0;  // layout::kQueue*
+  std::string subscription;       // Role::DurableSubscriber: the subscription's name
+  std::uint8_t fsync_mode = 0;    // shmbus::FsyncPolicy::Mode (queues, at creation)
+  std::uint32_t fsync_value = 0;
 };
 struct OpenOk {
   std::uint32_t dest_id = 0;
@@ -121,6 +127,18 @@ struct OpenOk {
   std::uint64_t start_position = 0;
   std::string shm_name;
   std::uint64_t shm_size = 0;
+  std::string log_dir;  // Role::DurableSubscriber: the topic's log; start_position is where to read from
+};
+/// A durable subscriber's position: every message below it was consumed (acknowledged).
+struct CommitPosition {
+  std::uint32_t dest_id = 0;
+  std::uint32_t endpoint_id = 0;
+  std::uint64_t position = 0;
+};
+/// Deletes durable subscription `subscription` of topic `name` (refused while a subscriber is open).
+struct Unsubscribe {
+  std::string name;
+  std::string subscription;
 };
 struct CloseEndpoint {
   std::uint32_t dest_id = 0;
@@ -153,6 +171,8 @@ Writer encode(const ErrorReply&);
 Writer encode(const OpenDest&);
 Writer encode(const OpenOk&);
 Writer encode(const CloseEndpoint&);
+Writer encode(const CommitPosition&);
+Writer encode(const Unsubscribe&);
 Writer encode(const StatReply&);
 Writer encode(const CreateTemp&);
 Writer encode(const TempOk&);
@@ -163,6 +183,8 @@ void decode(Reader&, ErrorReply&);
 void decode(Reader&, OpenDest&);
 void decode(Reader&, OpenOk&);
 void decode(Reader&, CloseEndpoint&);
+void decode(Reader&, CommitPosition&);
+void decode(Reader&, Unsubscribe&);
 void decode(Reader&, StatReply&);
 void decode(Reader&, CreateTemp&);
 void decode(Reader&, TempOk&);

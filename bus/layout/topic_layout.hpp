@@ -17,7 +17,8 @@
 //       8     4  owner        client-table index of the producer holding the slot
 //      12     4  producer_id  daemon-assigned id of the MessageProducer
 //      16     4  length       payload bytes
-//      20     4  flags        bit 0 kSlotFramed: the payload is a message frame, else raw bytes
+//      20     4  flags        bit 0 kSlotFramed: the payload is a message frame, else raw bytes;
+//                             bit 1 kSlotPersistent: PERSISTENT (logged for durable subscriptions)
 //      24     8  producer_seq per-producer sequence, starting at 1
 //      32     8  timestamp_ns CLOCK_REALTIME at send, 0 when the producer disabled it
 //      40     8  incarnation  the producer's random id: JMSMessageID = {incarnation, producer_seq}
@@ -38,6 +39,7 @@ namespace shmbus::layout {
 
 /// SlotHeader::flags
 inline constexpr std::uint32_t kSlotFramed = 1;  // the payload is a message frame (docs/message-frame.md), else raw bytes
+inline constexpr std::uint32_t kSlotPersistent = 2;  // PERSISTENT: the persistence agent logs it for durable subscriptions
 
 enum class SlotState : std::uint64_t { Empty = 0, Writing = 1, Data = 2, Pad = 3 };
 

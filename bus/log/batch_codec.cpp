@@ -12,11 +12,14 @@ namespace {
 
 // Shared by both encoders: Rec gives the offset delta of record i (appends number them 0..n-1,
 // re-encodes keep theirs).
+std::span<const std::byte> tail_of(const AppendRecord& r) noexcept { return r.value_tail; }
+std::span<const std::byte> tail_of(const KeptRecord&) noexcept { return {}; }
+
 template <class Rec, class DeltaOf>
 LogError encode(std::vector<std::byte>& buf, std::span<const Rec> records, std::uint64_t base,
                 std::uint32_t last_delta, std::uint32_t epoch, DeltaOf delta_of) {
   std::uint64_t total = sizeof(BatchHeader);
-  for (const Rec& r : records) total += sizeof(RecordHeader) + r.key.size() + r.value.size();
+  for (const Rec& r : records) total += sizeof(RecordHeader) + r.key.size() + r.value.size() + tail_of(r).size();
   if (total > kMaxBatchBytes || records.size() > std::numeric_limits<std::uint32_t>::max())
     return LogError{EINVAL, "batch of " + std::to_string(total) + " bytes is larger than the 1 GiB limit"};
   if (base + last_delta < base) return LogError{EOVERFLOW, "offsets would pass 2^64"};
@@ -39,7 +42,8 @@ LogError encode(std::vector<std::byte>& buf, std::span<const Rec> records, std::
     rh.timestamp_ns = r.timestamp_ns;
     rh.offset_delta = delta_of(r, i);
     rh.key_length = static_cast<std::uint32_t>(r.key.size());
-    rh.value_length = static_cast<std::uint32_t>(r.value.size());
+    const std::span<const std::byte> tail = tail_of(r);
+    rh.value_length = static_cast<std::uint32_t>(r.value.size() + tail.size());
     rh.attributes = r.attributes;
     std::memcpy(p, &rh, sizeof rh);
     p += sizeof rh;
@@ -47,6 +51,8 @@ LogError encode(std::vector<std::byte>& buf, std::span<const Rec> records, std::
     p += r.key.size();
     if (!r.value.empty()) std::memcpy(p, r.value.data(), r.value.size());
     p += r.value.size();
+    if (!tail.empty()) std::memcpy(p, tail.data(), tail.size());
+    p += tail.size();
   }
   std::memcpy(buf.data(), &h, sizeof h);
   h.crc = batch_crc(buf.data(), h.batch_length);

@@ -27,7 +27,9 @@ LogError check_version(std::istream& in, const std::string& path) {
 
 LogError Log::Impl::write_recovery_checkpoint() {
   const std::string s = std::to_string(kLogFormatVersion) + "\n" + std::to_string(recovery_point) + "\n";
-  return io::write_file_atomic(dir, kRecoveryCheckpoint, s.data(), s.size());
+  if (LogError e = io::write_file_atomic(dir, kRecoveryCheckpoint, s.data(), s.size())) return e;
+  checkpointed = recovery_point;
+  return {};
 }
 
 LogError Log::Impl::write_epoch_checkpoint() {
@@ -47,6 +49,7 @@ LogError Log::Impl::read_checkpoints() {
     // A damaged recovery point costs time only: recovery then checks the whole log from 0.
     if (in >> rp) recovery_point = rp;
   }
+  checkpointed = recovery_point;
   epochs.clear();
   const std::string ep_path = io::join(dir, kEpochCheckpoint);
   if (!io::read_file(ep_path, raw)) return {};

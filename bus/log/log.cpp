@@ -8,12 +8,19 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 
 namespace shmbus::log {
 
 namespace {
 
 constexpr std::uint64_t kNsPerMs = 1'000'000;
+
+std::int64_t mono_now_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
 
 // Whether `later` is more than `ms` milliseconds after `earlier` (no overflow for any inputs).
 bool older_than(std::int64_t earlier, std::int64_t later, std::uint64_t ms) noexcept {
@@ -40,6 +47,7 @@ LogError Log::Impl::roll(std::uint64_t base) {
   if (LogError e = Segment::create(dir, base, s)) return e;
   segs.push_back(std::move(s));
   dir_dirty = true;
+  checkpoint_due = true;  // the next flush moves the checkpoint into the new segment
   return {};
 }
 
@@ -64,22 +72,36 @@ LogError Log::Impl::rescan(Segment& s) {
   return s.write_indexes();
 }
 
-LogError Log::Impl::flush() {
-  const bool any_dirty = std::any_of(segs.begin(), segs.end(), [](const Segment& s) { return s.dirty; });
-  if (recovery_point == end_offset() && !any_dirty && !dir_dirty) return {};
+LogError Log::Impl::flush(Checkpoint mode) {
+  // The durable part: one fdatasync per .log written since its last sync (the active one, plus a
+  // rolled one not synced yet). The indexes are derived data (recovery rebuilds them) and the
+  // checkpoint only shortens recovery, so neither is on this path.
   for (Segment& s : segs)
-    if (s.dirty)
-      if (LogError e = s.sync()) return e;
-  if (dir_dirty) {
+    if (LogError e = s.sync_log()) return e;
+  if (dir_dirty) {  // a created segment must survive as a name, too
     if (LogError e = io::fsync_dir(dir)) return e;
     dir_dirty = false;
   }
-  if (recovery_point == end_offset()) return {};
-  const std::uint64_t old = recovery_point;
   recovery_point = end_offset();
-  LogError e = write_recovery_checkpoint();
-  if (e) recovery_point = old;
-  return e;
+  if (checkpointed == recovery_point || mode == Checkpoint::kDefer) return {};
+  const std::int64_t now = mono_now_ns();
+  const bool force = mode == Checkpoint::kNow;
+  const bool due = force || checkpoint_due || cfg.checkpoint_interval_ms == 0 ||
+                   now - checkpoint_ns >= static_cast<std::int64_t>(cfg.checkpoint_interval_ms) * 1'000'000;
+  if (!due) return {};
+  checkpoint_ns = now;
+  LogError e = checkpoint();
+  // A lazy checkpoint that fails costs recovery time, not data: the records are on disk, so the
+  // flush succeeds and the next one tries again. A forced one reports the error.
+  checkpoint_due = static_cast<bool>(e);
+  return force ? e : LogError{};
+}
+
+LogError Log::Impl::checkpoint() {
+  // Segments below the new recovery point get their indexes trusted at open: sync them first.
+  for (Segment& s : segs)
+    if (LogError e = s.sync_indexes()) return e;
+  return write_recovery_checkpoint();
 }
 
 Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -87,7 +109,7 @@ Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Log::~Log() {
   // A clean close is a flush, so that the next open validates nothing; errors have nowhere to go
   // and cost only a longer recovery.
-  if (impl_) (void)impl_->flush();
+  if (impl_) (void)impl_->flush(Checkpoint::kNow);
 }
 
 LogError Log::append(std::span<const AppendRecord> records, std::uint32_t leader_epoch, std::uint64_t& base) {
@@ -108,7 +130,7 @@ LogError Log::append(std::span<const AppendRecord> records, std::uint32_t leader
   return {};
 }
 
-LogError Log::flush() { return impl_->flush(); }
+LogError Log::flush(Checkpoint checkpoint) { return impl_->flush(checkpoint); }
 
 std::uint64_t Log::log_start_offset() const noexcept { return impl_->segs.front().base; }
 std::uint64_t Log::log_end_offset() const noexcept { return impl_->end_offset(); }

@@ -15,7 +15,13 @@ struct Log::Impl {
   std::string dir;
   LogConfig cfg;
   std::vector<Segment> segs;  // by base offset; never empty once open; the last is active
+  // Invariant: checkpointed <= recovery_point <= end_offset(). recovery_point is what was
+  // fdatasync'ed (in memory, exact); checkpointed is what the checkpoint file says, rewritten
+  // lazily, so it may lag (recovery then validates a little more) but is never ahead of the disk.
   std::uint64_t recovery_point = 0;
+  std::uint64_t checkpointed = 0;
+  std::int64_t checkpoint_ns = 0;  // CLOCK_MONOTONIC of the last checkpoint write
+  bool checkpoint_due = false;     // a roll (or a failed lazy write): the next flush writes it
   std::vector<std::pair<std::uint32_t, std::uint64_t>> epochs;  // (epoch, start offset), ascending
   bool dir_dirty = false;                // files created/removed since the last directory fsync
   std::vector<std::byte> enc_buf;        // append's encode buffer: reused, so no allocation per append
@@ -32,8 +38,13 @@ struct Log::Impl {
   void drop_segment(std::size_t i);
   /// Re-learns a segment's state and indexes from its .log (headers only, no CRC).
   LogError rescan(Segment& s);
-  LogError flush();
+  /// fdatasync of the .log files written since their last sync (and the directory if segments came
+  /// or went): recovery_point = end. The checkpoint file follows as `mode` says.
+  LogError flush(Checkpoint mode);
+  /// Syncs the indexes, then writes the checkpoint file = recovery_point (never past the disk).
+  LogError checkpoint();
 
+  /// Writes recovery_point to the checkpoint file; checkpointed follows on success.
   LogError write_recovery_checkpoint();
   LogError write_epoch_checkpoint();
   /// Reads both checkpoints (absent: recovery point 0, no epochs); EPROTONOSUPPORT if newer.

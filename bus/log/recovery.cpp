@@ -238,7 +238,7 @@ LogError load_segments(Log::Impl& L, const std::vector<std::uint64_t>& bases, Re
     }
     if (LogError e = apply_cut(L, cut, r)) return e;
   }
-  for (std::size_t i = k; i < L.segs.size(); ++i) L.segs[i].dirty = true;  // maybe only in the page cache
+  for (std::size_t i = k; i < L.segs.size(); ++i) L.segs[i].log_dirty = L.segs[i].index_dirty = true;  // maybe only in the page cache
   return {};
 }
 

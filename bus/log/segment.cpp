@@ -47,7 +47,8 @@ Segment& Segment::operator=(Segment&& o) noexcept {
   max_ts = o.max_ts;
   roll_ts = o.roll_ts;
   since_index = o.since_index;
-  dirty = o.dirty;
+  log_dirty = o.log_dirty;
+  index_dirty = o.index_dirty;
   index = std::move(o.index);
   tindex = std::move(o.tindex);
   log_fd = std::exchange(o.log_fd, -1);
@@ -81,7 +82,7 @@ LogError Segment::create(const std::string& dir, std::uint64_t base, Segment& ou
     s.remove_files();
     return e;
   }
-  s.dirty = true;
+  s.log_dirty = s.index_dirty = true;
   out = std::move(s);
   return {};
 }
@@ -142,9 +143,10 @@ LogError Segment::append(const std::byte* batch, const BatchHeader& h, std::uint
   const std::uint64_t pos = bytes;
   const std::size_t old_entries = index.size();
   const std::uint64_t old_since = since_index;
-  dirty = true;  // even a failed write may have reached the file before it was cut back
+  log_dirty = true;  // even a failed write may have reached the file before it was cut back
   int e = io::pwrite_all(log_fd, batch, h.batch_length, pos);
   if (e == 0 && note_index(h, pos, interval)) {
+    index_dirty = true;
     const std::uint64_t at = old_entries * sizeof(IndexEntry);
     e = io::pwrite_all(index_fd, &index.back(), sizeof(IndexEntry), at);
     if (e == 0) e = io::pwrite_all(time_fd, &tindex.back(), sizeof(TimeIndexEntry), at);
@@ -153,6 +155,7 @@ LogError Segment::append(const std::byte* batch, const BatchHeader& h, std::uint
     // Cut back whatever reached the files: the log must be exactly as before, and a retry must
     // write at the same position. ftruncate to a smaller size needs no space, so it works on a
     // full disk.
+    index_dirty = index_dirty || index.size() != old_entries;
     (void)!::ftruncate(log_fd, static_cast<off_t>(pos));
     (void)!::ftruncate(index_fd, static_cast<off_t>(old_entries * sizeof(IndexEntry)));
     (void)!::ftruncate(time_fd, static_cast<off_t>(old_entries * sizeof(TimeIndexEntry)));
@@ -181,9 +184,9 @@ bool Segment::load_indexes(std::uint64_t log_size) {
 }
 
 LogError Segment::write_indexes() {
+  index_dirty = true;
   if (const int e = write_entries(index_fd, index)) return io::sys_error(e, "cannot write", path(".index"));
   if (const int e = write_entries(time_fd, tindex)) return io::sys_error(e, "cannot write", path(".timeindex"));
-  dirty = true;
   return {};
 }
 
@@ -196,16 +199,28 @@ LogError Segment::truncate(std::uint64_t position) {
       index.begin());
   index.resize(keep);
   tindex.resize(keep);
-  dirty = true;
+  log_dirty = true;
   return write_indexes();
 }
 
-LogError Segment::sync() {
+LogError Segment::sync_log() {
+  if (!log_dirty) return {};
   if (::fdatasync(log_fd) != 0) return io::sys_error(errno, "cannot fdatasync", path(".log"));
+  log_dirty = false;
+  return {};
+}
+
+LogError Segment::sync_indexes() {
+  if (!index_dirty) return {};
   if (::fdatasync(index_fd) != 0) return io::sys_error(errno, "cannot fdatasync", path(".index"));
   if (::fdatasync(time_fd) != 0) return io::sys_error(errno, "cannot fdatasync", path(".timeindex"));
-  dirty = false;
+  index_dirty = false;
   return {};
+}
+
+LogError Segment::sync() {
+  if (LogError e = sync_log()) return e;
+  return sync_indexes();
 }
 
 void Segment::remove_files() {

@@ -42,7 +42,12 @@ class Segment {
   /// Cuts the .log (and the index entries at or past it) at `position`; the state fields other
   /// than bytes and the index are the caller's to re-learn.
   LogError truncate(std::uint64_t position);
-  /// fdatasync of the three files.
+  /// fdatasync of the .log if it was written since its last sync (what a durable append needs).
+  LogError sync_log();
+  /// fdatasync of the .index and .timeindex if written since their last sync (before a checkpoint
+  /// moves past this segment: recovery trusts the indexes of segments below the recovery point).
+  LogError sync_indexes();
+  /// Both.
   LogError sync();
   /// Closes and unlinks the three files.
   void remove_files();
@@ -64,7 +69,8 @@ class Segment {
   std::int64_t max_ts = kNoTimestamp;
   std::int64_t roll_ts = kNoTimestamp;  // the first batch's max timestamp: segment_ms counts from it
   std::uint64_t since_index = 0;        // bytes of batches since the last index entry
-  bool dirty = false;                   // written since the last sync()
+  bool log_dirty = false;               // .log written since its last fdatasync
+  bool index_dirty = false;             // .index/.timeindex written since their last fdatasync
   std::vector<IndexEntry> index;
   std::vector<TimeIndexEntry> tindex;
   int log_fd = -1;

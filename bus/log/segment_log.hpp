@@ -4,7 +4,8 @@
 //   <base offset, 20 digits>.log        record batches, each with a CRC32C over its body
 //   <base offset, 20 digits>.index      sparse offset -> file position (fixed 16-byte entries)
 //   <base offset, 20 digits>.timeindex  sparse timestamp -> offset (fixed 16-byte entries)
-//   recovery-point-offset-checkpoint    every offset below it was fsync'ed (recovery starts there)
+//   recovery-point-offset-checkpoint    every offset below it was fsync'ed (recovery starts there;
+//                                       rewritten lazily, so it may lag the disk, never lead it)
 //   leader-epoch-checkpoint             (epoch, start offset) pairs, Kafka KIP-101
 //   <offset, 20 digits>.snapshot        opaque state blobs written by the daemon (queue state,
 //                                       producer state), CRC-checked, atomically renamed
@@ -43,6 +44,8 @@ struct LogConfig {
   std::uint32_t index_interval_bytes = 4096;       // one .index/.timeindex entry per this many bytes of batches
   std::uint64_t retention_bytes = 0;               // 0: unlimited; else delete oldest segments past it
   std::uint64_t retention_ms = 0;                  // 0: forever; else delete segments whose newest record is older
+  std::uint32_t checkpoint_interval_ms = 1000;     // flush() rewrites the recovery-point checkpoint at most this
+                                                   // often (and after a roll); 0: on every flush
 };
 
 /// One record to append.
@@ -51,6 +54,9 @@ struct AppendRecord {
   std::uint16_t attributes = 0;    // opaque to the log except kAttrTombstone
   std::span<const std::byte> key;  // may be empty (no key: never compacted away)
   std::span<const std::byte> value;
+  /// Appended to `value` in the same record (a gather: e.g. a record header here and a message's
+  /// bytes there, encoded straight into the batch without first copying them together).
+  std::span<const std::byte> value_tail = {};
 };
 /// A record with a key and this attribute is a tombstone: compaction removes the key, and the
 /// tombstone itself once it is older than the tombstone retention.
@@ -104,13 +110,23 @@ class Log {
   /// error (ENOSPC, EIO) nothing is appended: the log is as it was (a partly written batch is cut
   /// back), and the call may be retried later.
   LogError append(std::span<const AppendRecord> records, std::uint32_t leader_epoch, std::uint64_t& base);
-  /// fdatasync of everything appended so far, then the recovery point moves to log_end_offset()
-  /// (checkpoint file rewritten atomically). No-op when nothing is unflushed.
-  LogError flush();
+  /// What flush() does about the recovery-point checkpoint file.
+  enum class Checkpoint : std::uint8_t {
+    kWhenDue,  // rewrite it if checkpoint_interval_ms passed since the last one, or after a roll
+    kDefer,    // not now (a caller that wants to release durable waiters first, then flush again)
+    kNow,      // always (after an fdatasync of the indexes); its errors are returned
+  };
+  /// Makes everything appended so far durable: fdatasync of each .log written since its last sync
+  /// (the active one, plus a rolled one not synced yet; the directory too after a roll), then
+  /// recovery_point() = log_end_offset(). The recovery-point checkpoint file is rewritten lazily
+  /// (see Checkpoint; the destructor uses kNow). It may lag recovery_point() (recovery then
+  /// validates from the older point: time, not data) but is never ahead of what was fdatasync'ed.
+  /// A failed kWhenDue checkpoint write is not an error of flush(): the next flush retries it.
+  LogError flush(Checkpoint checkpoint = Checkpoint::kWhenDue);
 
   std::uint64_t log_start_offset() const noexcept;
   std::uint64_t log_end_offset() const noexcept;   // next offset to assign
-  std::uint64_t recovery_point() const noexcept;   // flushed (durable) up to here
+  std::uint64_t recovery_point() const noexcept;   // fdatasync'ed up to here (the checkpoint file may lag)
   std::uint64_t size_bytes() const noexcept;       // all .log files
   std::vector<SegmentInfo> segments() const;
   const std::string& dir() const noexcept;

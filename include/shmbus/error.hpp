@@ -21,6 +21,7 @@ enum class ErrorCode : unsigned {
   Internal = 11,          ///< system call failure; the message names it
   Closed = 12,            ///< the object was closed
   PartiallyCommitted = 13,  ///< Session::commit(): some received messages had been taken back by the ack timeout first
+  NotDurable = 14,          ///< Session::commit(): the sends are published but their PERSISTENT messages could not be made durable
 };
 
 /// Human name of an error code ("daemon-unavailable", ...).

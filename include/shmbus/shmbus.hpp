@@ -128,6 +128,20 @@ enum class FullPolicy : std::uint8_t {
   Block,     ///< wait up to ProducerOptions::send_timeout for a consumer to free one, then Status::QueueFull
   FailFast,  ///< Status::QueueFull at once
 };
+/// When the daemon fsyncs a queue's log (DestinationOptions::fsync). Durable sends
+/// (Acks::Durable) are fsync'ed at once whatever the policy (group commit).
+struct FsyncPolicy {
+  enum class Mode : std::uint8_t {
+    Daemon = 0,    ///< the daemon's --fsync (default interval:10)
+    Never = 1,     ///< the OS writes back; fsync only for durable sends, snapshots and shutdown
+    Interval = 2,  ///< at most `value` ms after the first unflushed message
+    EveryN = 3,    ///< after `value` messages
+    Always = 4,    ///< after every batch the daemon writes
+  };
+  Mode mode = Mode::Daemon;
+  std::uint32_t value = 0;  ///< Interval: ms (1 to 3600000); EveryN: messages (1 to 3600000)
+};
+
 /// Geometry of a destination, applied when it is first created; ignored (the existing geometry
 /// wins) when it already exists.
 struct DestinationOptions {
@@ -138,6 +152,7 @@ struct DestinationOptions {
   std::chrono::milliseconds redelivery_delay{0};  ///< a message given back waits this long before it is delivered again
   bool dead_letter_queue = true;               ///< dead letters go to queue://DLQ.NAME (false: dropped, counted)
   bool expired_to_dlq = false;                 ///< expired messages go to the DLQ too (false: dropped, counted)
+  FsyncPolicy fsync{};                          ///< when the queue's log of PERSISTENT messages is fsync'ed
 };
 
 /// How a consumer waits for the next message.
@@ -179,7 +194,8 @@ struct ProducerOptions {
   DeliveryMode delivery_mode = DeliveryMode::NonPersistent;
   /// When a PERSISTENT send returns: Acks::Memory once it is in the queue (the daemon writes it
   /// soon after, fsync by the queue's policy); Acks::Durable once the daemon has written and
-  /// fsync'ed it (group commit: many producers share one fsync). NON_PERSISTENT sends ignore it.
+  /// fsync'ed it (group commit: many producers share one fsync); in a transacted session
+  /// Session::commit() waits instead. NON_PERSISTENT sends ignore it.
   Acks acks = Acks::Memory;
   bool disable_message_id = false;  ///< JMS setDisableMessageID: JMSMessageID is null
   std::uint8_t priority = 4;                     ///< JMS priority 0-9 (queues deliver higher first; topics carry it)
@@ -354,7 +370,8 @@ class MessageProducer {
   Status send(std::span<const std::byte> body) noexcept;
   /// Text convenience overload.
   Status send(std::string_view text) noexcept;
-  /// Queues: send with per-message priority, time to live or delivery delay.
+  /// Send with per-message options (SendOptions: priority, time to live, delivery mode; delivery
+  /// delay on queues only).
   Status send(std::span<const std::byte> body, const SendOptions& o) noexcept;
   /// Text convenience overload.
   Status send(std::string_view text, const SendOptions& o) noexcept;
@@ -457,6 +474,20 @@ class Session {
   /// A consumer on `dest`: it sees every message committed from now on.
   MessageConsumer create_consumer(const Destination& dest, const ConsumerOptions& copts = {},
                                   const DestinationOptions& opts = {});
+  /// A durable subscriber (JMS createDurableSubscriber) of subscription `name` on `topic`: the
+  /// daemon logs the topic's PERSISTENT messages while the subscription exists, so it receives
+  /// what was published while no subscriber was open, from where it last acknowledged; the
+  /// subscription (and its position) survives daemon restarts until unsubscribe(). A new
+  /// subscription starts at the end of the log. One open subscriber per subscription at a time.
+  /// Acknowledgements are positions in the log: Client/Individual commit on acknowledge(), Auto
+  /// and DupsOk every 64 messages or 100 ms and at close (after a crash up to that many come
+  /// again), Transacted at commit(). NON_PERSISTENT messages are not logged: they reach only the
+  /// ordinary subscribers. Throws Error (bad name, a subscriber already open).
+  MessageConsumer create_durable_subscriber(const Topic& topic, const std::string& name, const ConsumerOptions& copts = {},
+                                            const DestinationOptions& opts = {});
+  /// Deletes durable subscription `name` of `topic` (JMS unsubscribe); with the last one the
+  /// topic's log is deleted. Throws Error if it does not exist or a subscriber is open.
+  void unsubscribe(const Topic& topic, const std::string& name);
   /// A browser over `queue` (created with `opts` if it does not exist), showing only messages
   /// matching `selector` (empty: all). Throws Error(InvalidArgument) for a selector syntax error.
   QueueBrowser create_browser(const Queue& queue, const DestinationOptions& opts = {}, const std::string& selector = {});

@@ -19,6 +19,13 @@ struct SubscriberStats {
   std::string ack_mode;            ///< queues: "auto", "client", "dups_ok", "individual", "transacted"
 };
 
+/// One durable subscription of a topic.
+struct DurableSubscriptionStats {
+  std::string name;           ///< the subscription's name
+  std::uint64_t position = 0; ///< log offset it has consumed up to
+  bool active = false;        ///< a subscriber is open
+};
+
 /// One destination.
 struct DestinationStats {
   std::string uri;                        ///< "topic://NAME"
@@ -50,6 +57,8 @@ struct DestinationStats {
   std::uint64_t persisted = 0;         ///< PERSISTENT messages written since the daemon started
   std::uint64_t restored = 0;          ///< messages loaded back from the log after a restart
   std::uint32_t persist_error = 0;     ///< errno of the failing write (ENOSPC, EIO), 0 when fine
+  /// Topics: durable subscriptions (the log_* figures above are then the topic's log).
+  std::vector<DurableSubscriptionStats> durable_subscriptions;
 };
 
 /// One attached client process.

@@ -78,6 +78,17 @@
 //                 (SendOptions::delivery_mode). A failed send: "error status=S seq=Q", exit 1 (a
 //                 SIGKILLed daemon shows as daemon-gone or not-durable). At the end "done sent=N".
 //
+// Durable subscriptions (Session::create_durable_subscriber, docs/persistence.md):
+//   dsub          --dir D --topic T --name N --ack auto|client|individual|dups_ok|transacted
+//                 a durable subscriber of subscription N on T driven line by line from stdin;
+//                 prints "ready consumer=C", then one reply per command:
+//                   recv K T    receive up to K messages, T ms each: one line "recv seq=S
+//                               redelivered=0|1" per message (S: the payload's seq), then
+//                               "got n=K status=S"
+//                   ack         Session::acknowledge()  -> "ack n=K"
+//                   recover     Session::recover()      -> "recover n=K"
+//                   exit        close (Auto/DupsOk commit what was received) -> "bye", exit 0
+//
 // Request/reply (temporary destinations):
 //   replier       --dir D --queue Q [--count N]
 //                 print "ready consumer=C", then N times (default 1): receive a request from Q
@@ -135,6 +146,8 @@ struct Args {
   // Persistence.
   std::string acks = "memory";
   bool alternate = false;
+  // Durable subscriptions.
+  std::string name;
 };
 
 std::uint64_t number(const std::string& k, const std::string& v) {
@@ -185,6 +198,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--selector") a.selector = v;
     else if (k == "--color-every") a.color_every = number(k, v);
     else if (k == "--acks") a.acks = v;
+    else if (k == "--name") a.name = v;
     else if (k == "--count") {
       std::stringstream ss(v);
       for (std::string part; std::getline(ss, part, ',');) a.counts.push_back(number(k, part));
@@ -749,6 +763,48 @@ int pproduce(const Args& a) {
   return 0;
 }
 
+// ------------------------------------------------------------------ durable subscriptions
+
+int dsub(const Args& a) {
+  Session_ s(a, ack_mode(a.ack));
+  auto c = s.session.create_durable_subscriber(Topic(a.topic), a.name, consumer_options(a), {a.capacity, a.max_size});
+  say("ready consumer=" + std::to_string(c.id()));
+  for (std::string line; std::getline(std::cin, line);) {
+    std::istringstream in(line);
+    std::string cmd;
+    in >> cmd;
+    if (cmd == "recv") {
+      std::uint64_t n = 0, t = 0, k = 0;
+      in >> n >> t;
+      Status last = Status::Ok;
+      Message m;
+      for (; k < n; ++k) {
+        const auto r = c.receive(m, std::chrono::milliseconds(t));
+        last = r.status;
+        if (r.status != Status::Ok) break;
+        const auto d = read_payload(m.body());
+        if (!d.intact) {
+          say("error bad payload");
+          return 1;
+        }
+        say("recv seq=" + std::to_string(d.seq) + " redelivered=" + (m.redelivered() ? "1" : "0"));
+      }
+      say("got n=" + std::to_string(k) + " status=" + to_string(last));
+    } else if (cmd == "ack") {
+      say("ack n=" + std::to_string(s.session.acknowledge()));
+    } else if (cmd == "recover") {
+      say("recover n=" + std::to_string(s.session.recover()));
+    } else if (cmd == "exit") {
+      c.close();
+      say("bye");
+      return 0;
+    } else {
+      throw std::invalid_argument("unknown dsub command '" + line + "'");
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -767,6 +823,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "replier") return replier(a);
     if (a.cmd == "temp-hold") return temp_hold(a);
     if (a.cmd == "pproduce") return pproduce(a);
+    if (a.cmd == "dsub") return dsub(a);
     std::cerr << "bus_agent: unknown command '" << a.cmd << "'\n";
     return 2;
   } catch (const shmbus::Error& e) {

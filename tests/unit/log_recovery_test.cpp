@@ -146,6 +146,84 @@ TEST(LogRecovery_test, WithoutARecoveryPointEveryBatchIsChecked) {
   EXPECT_EQ(report.segments, 1U);
 }
 
+// Lazy checkpoints (docs/persistence-format.md "Checkpoint files"): flush() makes the data
+// durable and moves recovery_point() at once; the checkpoint file follows at most every
+// checkpoint_interval_ms, after a roll, and at a clean close. A lagging file costs time, not data.
+LogConfig lazy_checkpoints() {
+  LogConfig cfg;
+  cfg.checkpoint_interval_ms = 3'600'000;  // never by time within a test
+  return cfg;
+}
+
+std::uint64_t checkpoint_in_file(const TempDir& dir) {
+  const std::string t = test::read_text(dir / "recovery-point-offset-checkpoint");
+  return std::stoull(t.substr(t.find('\n') + 1));
+}
+
+TEST(LogRecovery_test, FlushMakesDataDurableButRewritesTheCheckpointOnlyWhenDue) {
+  TempDir dir;
+  auto sut = open_ok(dir.path(), lazy_checkpoints());
+  append(*sut, {{"", "a", kT0}, {"", "b", kT0}});
+  ASSERT_FALSE(sut->flush());  // the first flush of a new log: its segment was just created
+  EXPECT_EQ(checkpoint_in_file(dir), 2U);
+  append(*sut, {{"", "c", kT0}});
+  ASSERT_FALSE(sut->flush());
+  EXPECT_EQ(sut->recovery_point(), 3U) << "in memory: fdatasync'ed up to the end";
+  EXPECT_EQ(checkpoint_in_file(dir), 2U) << "the file lags: not due yet";
+  append(*sut, {{"", "d", kT0}});
+  EXPECT_EQ(sut->recovery_point(), 3U) << "an append without a flush is not durable";
+  ASSERT_FALSE(sut->flush(Log::Checkpoint::kNow));
+  EXPECT_EQ(checkpoint_in_file(dir), 4U);
+  EXPECT_EQ(sut->recovery_point(), 4U);
+}
+
+TEST(LogRecovery_test, ACheckpointLaggingTheSyncedDataStillRecoversEverything) {
+  TempDir dir;
+  std::vector<Rec> all;
+  {
+    auto sut = open_ok(dir.path(), lazy_checkpoints());
+    for (int b = 0; b < 20; ++b) {
+      const std::string v = "value-" + std::to_string(b);
+      const std::uint64_t base = append(*sut, {{"k", v, kT0 + b}});
+      all.push_back({base, kT0 + b, "k", v, 0, 0});
+      ASSERT_FALSE(sut->flush());
+    }
+    EXPECT_EQ(sut->recovery_point(), 20U);
+    EXPECT_EQ(checkpoint_in_file(dir), 1U) << "written by the first flush only";
+    (void)sut.release();  // a crash: no clean close, the checkpoint file stays behind
+  }
+  RecoveryReport report;
+  auto sut = open_ok(dir.path(), lazy_checkpoints(), &report);
+  EXPECT_FALSE(report.truncated);
+  EXPECT_EQ(report.batches_checked, 19U) << "every batch from the stale checkpoint on was validated";
+  EXPECT_EQ(sut->log_end_offset(), 20U);
+  EXPECT_EQ(read_all(*sut), all);
+  EXPECT_EQ(sut->recovery_point(), 1U) << "after a crash only the file's point is known to be on disk";
+}
+
+TEST(LogRecovery_test, ARollWritesTheCheckpointAndItNeverRunsAheadOfTheSyncedData) {
+  TempDir dir;
+  LogConfig cfg = lazy_checkpoints();
+  cfg.segment_bytes = 256;
+  auto sut = open_ok(dir.path(), cfg);
+  const std::string v(40, 'x');  // 120-byte batches: two fit in 256 bytes, three do not
+  append(*sut, {{"", v, kT0}});
+  ASSERT_FALSE(sut->flush());
+  append(*sut, {{"", v, kT0}});
+  ASSERT_FALSE(sut->flush());
+  EXPECT_EQ(checkpoint_in_file(dir), 1U);
+  append(*sut, {{"", v, kT0}});  // rolls
+  ASSERT_EQ(sut->segments().size(), 2U);
+  EXPECT_EQ(checkpoint_in_file(dir), 1U) << "not before the data is synced";
+  ASSERT_FALSE(sut->flush());
+  EXPECT_EQ(checkpoint_in_file(dir), 3U) << "the first flush after a roll moves it";
+  (void)sut.release();
+  RecoveryReport report;
+  auto again = open_ok(dir.path(), cfg, &report);
+  EXPECT_EQ(report.batches_checked, 0U);
+  EXPECT_EQ(again->log_end_offset(), 3U);
+}
+
 LogConfig indexed_segments() {
   LogConfig cfg;
   cfg.segment_bytes = 1024;

@@ -169,6 +169,22 @@ TEST(Log_test, FlushMovesTheRecoveryPointToTheEnd) {
   EXPECT_EQ(test::read_text(dir / "recovery-point-offset-checkpoint"), "1\n10\n");
 }
 
+TEST(Log_test, AValueInTwoPartsIsOneRecordHoldingBoth) {
+  TempDir dir;
+  auto sut = open_ok(dir.path(), small_segments());
+  const std::string head = "head:", tail = "the message bytes";
+  std::vector<AppendRecord> recs(2);
+  recs[0] = {kT0, 1, {}, test::as_bytes(head), test::as_bytes(tail)};
+  recs[1] = {kT0, 2, test::as_bytes("k"), {}, test::as_bytes(tail)};
+  std::uint64_t base = 0;
+  ASSERT_FALSE(sut->append(recs, 0, base));
+  const auto got = read_all(*sut);
+  ASSERT_EQ(got.size(), 2U);
+  EXPECT_EQ(got[0].value, head + tail);
+  EXPECT_EQ(got[1].key, "k");
+  EXPECT_EQ(got[1].value, tail);
+}
+
 TEST(Log_test, AnEmptyBatchIsRefused) {
   TempDir dir;
   auto sut = open_ok(dir.path(), {});

@@ -97,7 +97,10 @@ TEST(Protocol_test, ErrorReplyRoundTrips) {
 }
 
 TEST(Protocol_test, OpenDestRoundTrips) {
-  const auto sut = round_trip(OpenDest{1, Role::Consumer, "orders.eu-west_1", 1U << 16, 4096, 3, 5'000'000'000ULL, 7, 250'000'000ULL, 3});
+  const auto sut = round_trip(OpenDest{1, Role::Consumer, "orders.eu-west_1", 1U << 16, 4096, 3, 5'000'000'000ULL, 7, 250'000'000ULL, 3, "sub-1", 3, 500});
+  EXPECT_EQ(sut.subscription, "sub-1");
+  EXPECT_EQ(sut.fsync_mode, 3U);
+  EXPECT_EQ(sut.fsync_value, 500U);
   EXPECT_EQ(sut.ack_mode, 3U);
   EXPECT_EQ(sut.ack_timeout_ns, 5'000'000'000ULL);
   EXPECT_EQ(sut.max_deliveries, 7U);
@@ -111,13 +114,24 @@ TEST(Protocol_test, OpenDestRoundTrips) {
 }
 
 TEST(Protocol_test, OpenOkRoundTrips) {
-  const auto sut = round_trip(OpenOk{3, 44, 63, 0xFFFF'FFFF'FFFFULL, "shmbus.abc.d3", 1ULL << 32});
+  const auto sut = round_trip(OpenOk{3, 44, 63, 0xFFFF'FFFF'FFFFULL, "shmbus.abc.d3", 1ULL << 32, "/d/data/topic.x"});
+  EXPECT_EQ(sut.log_dir, "/d/data/topic.x");
   EXPECT_EQ(sut.dest_id, 3U);
   EXPECT_EQ(sut.endpoint_id, 44U);
   EXPECT_EQ(sut.entry_index, 63U);
   EXPECT_EQ(sut.start_position, 0xFFFF'FFFF'FFFFULL);
   EXPECT_EQ(sut.shm_name, "shmbus.abc.d3");
   EXPECT_EQ(sut.shm_size, 1ULL << 32);
+}
+
+TEST(Protocol_test, CommitPositionAndUnsubscribeRoundTrip) {
+  const auto sut = round_trip(CommitPosition{7, 8, 0xFFFF'FFFF'FFFF'FFF0ULL});
+  EXPECT_EQ(sut.dest_id, 7U);
+  EXPECT_EQ(sut.endpoint_id, 8U);
+  EXPECT_EQ(sut.position, 0xFFFF'FFFF'FFFF'FFF0ULL);
+  const auto u = round_trip(Unsubscribe{"prices", "audit-1"});
+  EXPECT_EQ(u.name, "prices");
+  EXPECT_EQ(u.subscription, "audit-1");
 }
 
 TEST(Protocol_test, CloseEndpointRoundTrips) {
@@ -203,7 +217,7 @@ TEST(Protocol_test, TemporaryMessagesAreValidHeaderTypes) {
     const auto frame = Writer{}.frame(t, 1);
     EXPECT_EQ(decode_header(frame.data()).type, t);
   }
-  EXPECT_EQ(kLastMsgType, static_cast<std::uint16_t>(MsgType::DeleteTemp));
+  EXPECT_EQ(kLastMsgType, static_cast<std::uint16_t>(MsgType::Unsubscribe));
   EXPECT_GE(kProtocolVersion, 3U) << "temporary destinations changed the wire: version 3";
 }
 
@@ -243,7 +257,7 @@ TEST(Protocol_test, DecodeHeaderRejectsBadMagic) {
 
 TEST(Protocol_test, DecodeHeaderRejectsUnknownType) {
   expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 0); }, "unknown control message type 0");
-  expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 14); }, "unknown control message type 14");
+  expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 16); }, "unknown control message type 16");
   expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 0xFFFF); }, "type 65535");
 }
 
@@ -266,8 +280,10 @@ TEST(Protocol_test, TruncatedBodyOfEveryMessageThrowsProtocolError) {
   expect_every_prefix_truncated(Hello{1, 1, "abc"});
   expect_every_prefix_truncated(HelloOk{1, 2, "r", 3, 4});
   expect_every_prefix_truncated(ErrorReply{ErrorCode::Internal, "boom"});
-  expect_every_prefix_truncated(OpenDest{1, Role::Producer, "t", 8, 64});
-  expect_every_prefix_truncated(OpenOk{1, 2, 3, 4, "s", 5});
+  expect_every_prefix_truncated(OpenDest{1, Role::Producer, "t", 8, 64, 0, 0, 0, 0, 0, "s", 2, 10});
+  expect_every_prefix_truncated(OpenOk{1, 2, 3, 4, "s", 5, "d"});
+  expect_every_prefix_truncated(CommitPosition{1, 2, 3});
+  expect_every_prefix_truncated(Unsubscribe{"t", "s"});
   expect_every_prefix_truncated(CloseEndpoint{1, 2});
   expect_every_prefix_truncated(sample_stats());
   expect_every_prefix_truncated(CreateTemp{2, 8, 64, 1, 2});
