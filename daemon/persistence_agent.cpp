@@ -13,6 +13,7 @@ namespace shmbus::daemon {
 namespace {
 constexpr std::uint64_t kIdleSliceNs = 1'000'000;     // ACKED slots wait at most this long to be freed
 constexpr std::uint64_t kStatsEveryNs = 100'000'000;  // stat figures refreshed this often
+constexpr int kBatchesPerPass = 4;                     // per destination, before the next one's turn
 }  // namespace
 
 PersistenceAgent::PersistenceAgent(layout::RegionHeader* region, PersistenceConfig cfg)
@@ -104,11 +105,14 @@ void PersistenceAgent::handle(PersistCommand& c) {
 bool PersistenceAgent::round(bool final_pass) {
   const std::uint64_t now = common::mono_ns();
   bool work = false;
+  // A few batches per destination per pass (or until its ring is empty, or the disk refuses):
+  // under sustained load no destination starves the others, and every pass reaches the flush that
+  // durable senders wait for.
   for (auto& [id, s] : stores_) {
-    while (s->drain(now) != 0) work = true;  // until the ring is empty (or the disk refuses)
+    for (int b = 0; b < kBatchesPerPass && s->drain(now) != 0; ++b) work = true;
   }
   for (auto& [id, t] : topics_) {
-    while (t.store->drain(now) != 0) work = true;
+    for (int b = 0; b < kBatchesPerPass && t.store->drain(now) != 0; ++b) work = true;
     t.store->maybe_flush(now, final_pass);
   }
   if (now - last_maintain_ns_ >= 1'000'000'000ULL) {  // retention and compaction, once a second at most
@@ -155,6 +159,9 @@ void PersistenceAgent::run() {
     if (!round(false)) park(common::mono_ns());
   }
   while (inbox_.try_dequeue(c)) handle(c);
+  // Everything the rings still hold, then the final flush and snapshots.
+  for (int i = 0; i < 100'000 && round(false); ++i) {
+  }
   round(true);
   stores_.clear();
   topics_.clear();

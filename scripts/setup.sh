@@ -23,7 +23,13 @@ shift || true
 mkdir -p "$BUILD_DIR"
 LOG="$BUILD_DIR/build.log"
 echo "setup: building in $BUILD_DIR (log: $LOG)" >&2
-if ! { cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" && cmake --build "$BUILD_DIR" -j"$(nproc)"; } >"$LOG" 2>&1; then
+# SHMBUS_BUILD_TARGETS="a b": build only these targets (CI's TSan stage needs only the concurrent tests).
+TARGET_ARGS=()
+if [ -n "${SHMBUS_BUILD_TARGETS:-}" ]; then
+  read -r -a T <<<"$SHMBUS_BUILD_TARGETS"
+  TARGET_ARGS=(--target "${T[@]}")
+fi
+if ! { cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "$@" && cmake --build "$BUILD_DIR" -j"$(nproc)" "${TARGET_ARGS[@]}"; } >"$LOG" 2>&1; then
   cat "$LOG" >&2
   echo "setup: build failed (log above, also in $LOG)" >&2
   exit 1
