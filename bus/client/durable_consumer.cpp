@@ -6,7 +6,6 @@
 #include "common/paths.hpp"
 #include "ring/futex.hpp"
 
-#include <bit>
 #include <cstring>
 
 namespace shmbus {
@@ -83,55 +82,6 @@ ReceiveResult ConsumerImpl::poll_durable(Message& out) noexcept {
 }
 
 }  // namespace detail
-
-namespace {
-struct OpenedDurable {
-  control::OpenOk ok;
-  std::shared_ptr<detail::Mapping> map;
-};
-OpenedDurable open_durable(detail::ConnectionImpl& c, const Topic& topic, const std::string& name,
-                           const DestinationOptions& o) {
-  if (o.capacity < layout::kMinSlots || o.capacity > layout::kMaxSlots || o.max_message_size < 1 ||
-      o.max_message_size > layout::kMaxPayload)
-    throw Error(ErrorCode::InvalidArgument, "capacity " + std::to_string(o.capacity) + " or max message size " +
-                                                std::to_string(o.max_message_size) + " is out of range");
-  control::OpenDest m;
-  m.kind = static_cast<std::uint8_t>(Destination::Kind::Topic);
-  m.role = control::Role::DurableSubscriber;
-  m.name = topic.name();
-  m.capacity = std::bit_ceil(o.capacity);
-  m.max_message_size = o.max_message_size;
-  m.subscription = name;
-  const auto body = c.call(control::MsgType::OpenDest, control::encode(m), control::MsgType::OpenOk);
-  control::Reader r(body);
-  OpenedDurable out;
-  control::decode(r, out.ok);
-  out.map = c.map_dest(out.ok.dest_id, out.ok.shm_name, out.ok.shm_size);
-  return out;
-}
-}  // namespace
-
-MessageConsumer Session::create_durable_subscriber(const Topic& topic, const std::string& name,
-                                                   const ConsumerOptions& copts, const DestinationOptions& opts) {
-  auto selector = message::Selector::parse(copts.selector);  // before opening: a bad one changes nothing
-  auto o = open_durable(*impl_->conn, topic, name, opts);
-  auto c = std::make_unique<detail::ConsumerImpl>();
-  if (!selector.matches_all()) c->selector = std::make_unique<message::Selector>(std::move(selector));
-  c->conn = impl_->conn;
-  c->session = impl_;
-  c->map = o.map;
-  c->dest_id = o.ok.dest_id;
-  c->id = o.ok.endpoint_id;
-  c->opts = copts;
-  c->durable = true;
-  c->log_dir = o.ok.log_dir;
-  c->committed = c->delivered = o.ok.start_position;
-  c->last_commit_ns = common::mono_ns();
-  c->tail = std::make_unique<log::LogTail>(c->log_dir, o.ok.start_position);
-  c->buf.resize(std::max<std::uint32_t>(opts.max_message_size, 1));
-  impl_->durables.push_back(c.get());
-  return MessageConsumer(std::move(c));
-}
 
 void Session::unsubscribe(const Topic& topic, const std::string& name) {
   control::Unsubscribe m{topic.name(), name};

@@ -37,7 +37,8 @@ void check_options(bool queue, const DestinationOptions& o) {
 }
 
 Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role role, const DestinationOptions& o,
-                 AckMode mode = AckMode::Auto, std::chrono::milliseconds ack_timeout = {}) {
+                 AckMode mode = AckMode::Auto, std::chrono::milliseconds ack_timeout = {},
+                 const std::string& subscription = {}) {
   check_options(d.kind() == Destination::Kind::Queue, o);
   if (ack_timeout.count() < 0) throw Error(ErrorCode::InvalidArgument, "ack timeout must not be negative");
   control::OpenDest m;
@@ -53,6 +54,7 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   m.queue_flags = (o.dead_letter_queue ? layout::kQueueDlqEnabled : 0U) | (o.expired_to_dlq ? layout::kQueueExpiredToDlq : 0U);
   m.fsync_mode = static_cast<std::uint8_t>(o.fsync.mode);
   m.fsync_value = o.fsync.value;
+  m.subscription = subscription;
   const auto body = c.call(control::MsgType::OpenDest, control::encode(m), control::MsgType::OpenOk);
   control::Reader r(body);
   Opened out;
@@ -75,6 +77,20 @@ std::string create_temp(detail::ConnectionImpl& c, Destination::Kind k, const De
   control::TempOk ok;
   control::decode(r, ok);
   return ok.name;
+}
+
+/// A consumer endpoint of session `s` on what `o` opened (the fields every kind shares).
+std::unique_ptr<detail::ConsumerImpl> new_consumer(const std::shared_ptr<detail::SessionImpl>& s, const Opened& o,
+                                                   const ConsumerOptions& copts, message::Selector&& selector) {
+  auto c = std::make_unique<detail::ConsumerImpl>();
+  if (!selector.matches_all()) c->selector = std::make_unique<message::Selector>(std::move(selector));
+  c->conn = s->conn;
+  c->session = s;
+  c->map = o.map;
+  c->dest_id = o.ok.dest_id;
+  c->id = o.ok.endpoint_id;
+  c->opts = copts;
+  return c;
 }
 
 ring::QueueRing queue_view(const Opened& o) {
@@ -152,14 +168,7 @@ MessageConsumer Session::create_consumer(const Destination& dest, const Consumer
   const bool queue = dest.kind() == Destination::Kind::Queue;
   auto selector = message::Selector::parse(copts.selector);  // before opening: a bad one changes nothing
   auto o = open_dest(*impl_->conn, dest, control::Role::Consumer, opts, impl_->mode, copts.ack_timeout);
-  auto c = std::make_unique<detail::ConsumerImpl>();
-  if (!selector.matches_all()) c->selector = std::make_unique<message::Selector>(std::move(selector));
-  c->conn = impl_->conn;
-  c->session = impl_;
-  c->map = o.map;
-  c->dest_id = o.ok.dest_id;
-  c->id = o.ok.endpoint_id;
-  c->opts = copts;
+  auto c = new_consumer(impl_, o, copts, std::move(selector));
   if (queue) {
     const auto q = queue_view(o);
     if (o.ok.entry_index >= q.header().max_consumers)
@@ -188,6 +197,21 @@ QueueBrowser Session::create_browser(const Queue& queue, const DestinationOption
   b->q = queue_view(o);
   b->buf.resize(std::max<std::uint32_t>(b->q.max_payload(), 1));
   return QueueBrowser(std::move(b));
+}
+
+MessageConsumer Session::create_durable_subscriber(const Topic& topic, const std::string& name,
+                                                   const ConsumerOptions& copts, const DestinationOptions& opts) {
+  auto selector = message::Selector::parse(copts.selector);  // before opening: a bad one changes nothing
+  auto o = open_dest(*impl_->conn, topic, control::Role::DurableSubscriber, opts, AckMode::Auto, {}, name);
+  auto c = new_consumer(impl_, o, copts, std::move(selector));
+  c->durable = true;
+  c->log_dir = o.ok.log_dir;
+  c->committed = c->delivered = o.ok.start_position;
+  c->last_commit_ns = common::mono_ns();
+  c->tail = std::make_unique<log::LogTail>(c->log_dir, o.ok.start_position);
+  c->buf.resize(std::max<std::uint32_t>(opts.max_message_size, 1));
+  impl_->durables.push_back(c.get());
+  return MessageConsumer(std::move(c));
 }
 
 }  // namespace shmbus

@@ -177,6 +177,11 @@ void produce(const QueueRing& q, std::uint32_t p, Outcome& out, const std::atomi
 void consume(const QueueRing& q, std::uint32_t c, Outcome& out, const std::atomic<bool>& stop, std::uint64_t stop_after) {
   QueueReader r(q, c, c == 1);
   std::uint64_t n = 0;
+  // Consumer 0 starts once consumer 1 has given one back: otherwise, on a fast machine, consumer 0
+  // can take every message before consumer 1 runs, and nothing is ever given back.
+  while (c == 0 && out.give_backs.load() == 0 && !stop.load(std::memory_order_relaxed) &&
+         out.acked_total.load() < stop_after)
+    std::this_thread::yield();
   while (!stop.load(std::memory_order_relaxed) && out.acked_total.load() < stop_after) {
     QueueDelivery d;
     if (r.take(d) != TakeStatus::Ok) {
