@@ -46,6 +46,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -440,7 +441,11 @@ struct CpuSample {
   std::uint64_t at_ns = 0;           // mono_ns
   std::uint64_t machine_busy = 0;    // /proc/stat: user + nice + system + irq + softirq, in clock ticks
   std::uint64_t machine_steal = 0;   // clock ticks
-  std::vector<std::pair<int, std::uint64_t>> threads;  // the daemon's threads: tid, ns on CPU (schedstat)
+  struct Thread {
+    int tid;
+    std::uint64_t run_ns, wait_ns;  // schedstat: on a CPU; runnable but waiting for one
+  };
+  std::vector<Thread> threads;  // the daemon's
 };
 
 CpuSample cpu_sample(pid_t daemon) {
@@ -458,8 +463,8 @@ CpuSample cpu_sample(pid_t daemon) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(daemon) + "/task", ec)) {
       std::ifstream f(e.path() / "schedstat");
-      std::uint64_t ns = 0;
-      if (f >> ns) c.threads.emplace_back(std::atoi(e.path().filename().c_str()), ns);
+      std::uint64_t run = 0, wait = 0;
+      if (f >> run >> wait) c.threads.push_back({std::atoi(e.path().filename().c_str()), run, wait});
     }
   }
   c.at_ns = mono_ns();
@@ -471,7 +476,8 @@ struct CpuUse {
   double seconds = 0;               // wall time between the samples
   double machine_busy_cpus = 0;     // CPUs' worth busy (all processes, kernel threads included)
   double machine_steal_cpus = 0;
-  double daemon_ms = 0, busiest_thread_ms = 0;  // the daemon's threads; the busiest of them
+  double daemon_ms = 0, busiest_thread_ms = 0;  // the daemon's threads; the busiest of them (the agent)
+  double busiest_wait_ms = 0;                     // the busiest thread: runnable, waiting for a CPU
   bool has_daemon = false;
 };
 
@@ -484,13 +490,16 @@ CpuUse cpu_use(const CpuSample& a, const CpuSample& b) {
     u.machine_steal_cpus = static_cast<double>(b.machine_steal - a.machine_steal) / hz / u.seconds;
   }
   u.has_daemon = !b.threads.empty();
-  for (const auto& [tid, ns] : b.threads) {
-    std::uint64_t before = 0;
-    for (const auto& [t0, n0] : a.threads)
-      if (t0 == tid) before = n0;
-    const double ms = static_cast<double>(ns - std::min(ns, before)) / 1e6;
+  for (const auto& t : b.threads) {
+    CpuSample::Thread before{t.tid, 0, 0};
+    for (const auto& t0 : a.threads)
+      if (t0.tid == t.tid) before = t0;
+    const double ms = static_cast<double>(t.run_ns - std::min(t.run_ns, before.run_ns)) / 1e6;
     u.daemon_ms += ms;
-    u.busiest_thread_ms = std::max(u.busiest_thread_ms, ms);
+    if (ms > u.busiest_thread_ms) {
+      u.busiest_thread_ms = ms;
+      u.busiest_wait_ms = static_cast<double>(t.wait_ns - std::min(t.wait_ns, before.wait_ns)) / 1e6;
+    }
   }
   return u;
 }
@@ -502,12 +511,13 @@ struct TputResult {
   bool exactly_once = false;
   double e2e_seconds = 0, send_seconds = 0;  // first send -> last receive; first send -> last Acks::Memory send returned
   double fence_seconds = 0;                  // first send -> the durable last send returned
-  // From the daemon's stats (polled every ms): `persisted` >= N with log_end_offset >= N (the log
-  // fields are published apart from `persisted`), then durable_offset covering that log end.
-  double written_seconds = 0, durable_seconds = 0;
-  std::uint64_t log_bytes_written = 0, log_end_written = 0;
-  double persisted_seconds = 0;  // `persisted` alone reached N
-  bool stats_consistent = false;  // the stats showed the log covering N at some poll
+  // From the daemon's stats, polled every ms once the durable last send returned: the first poll
+  // showing persisted >= N, log_end_offset >= N and durable_offset >= N.
+  double durable_seconds = 0;
+  std::uint64_t log_bytes_written = 0, log_end_written = 0, durable_written = 0;  // log_bytes + deleted segments
+  std::uint64_t log_deleted_at_durable = 0;  // bytes of segments deleted by then (counted in log_bytes_written)
+  bool stats_consistent = false;  // the stats showed it within 1 s
+  double stats_request_ms = 0;    // one stats() request, before the run
   // From the .log files themselves (stat every ms): bytes when they stopped growing, and when.
   std::uint64_t file_bytes = 0;
   double file_seconds = 0;
@@ -521,9 +531,6 @@ struct TputResult {
   std::string problem;
   double payload_mb_s() const { return e2e_seconds > 0 ? static_cast<double>(received) * size / e2e_seconds / 1e6 : 0; }
   double send_mb_s() const { return send_seconds > 0 ? static_cast<double>(n - 1) * size / send_seconds / 1e6 : 0; }
-  double log_written_mb_s() const {
-    return written_seconds > 0 ? static_cast<double>(log_bytes_written) / written_seconds / 1e6 : 0;
-  }
   double log_durable_mb_s() const {
     return durable_seconds > 0 ? static_cast<double>(log_bytes_written) / durable_seconds / 1e6 : 0;
   }
@@ -536,16 +543,28 @@ struct TputResult {
   }
 };
 
-std::uint64_t log_file_bytes(const std::string& qdir) {
-  std::uint64_t b = 0;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(qdir, ec)) {
-    if (e.path().extension() != ".log") continue;
-    struct stat st {};
-    if (::stat(e.path().c_str(), &st) == 0) b += static_cast<std::uint64_t>(st.st_size);
+/// The .log files of a queue as seen so far: a segment the daemon deletes (once every message in it
+/// is settled, after a snapshot) still counts with its last size, so the sum only grows.
+struct LogFiles {
+  std::map<std::string, std::uint64_t> seen;  // file name -> last size
+  std::uint64_t deleted = 0;                  // bytes of the files seen and gone since
+  /// Re-reads the directory; the cumulative bytes written.
+  std::uint64_t poll(const std::string& qdir) {
+    std::map<std::string, std::uint64_t> now;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(qdir, ec)) {
+      if (e.path().extension() != ".log") continue;
+      struct stat st {};
+      if (::stat(e.path().c_str(), &st) == 0) now[e.path().filename().string()] = static_cast<std::uint64_t>(st.st_size);
+    }
+    for (const auto& [name, size] : seen)
+      if (now.find(name) == now.end()) deleted += size;
+    seen = std::move(now);
+    std::uint64_t b = deleted;
+    for (const auto& [name, size] : seen) b += size;
+    return b;
   }
-  return b;
-}
+};
 
 /// N messages from one producer process, the last of them a durable send (a second producer with
 /// Acks::Durable: the final batch is fsynced at once and the agent publishes its stats in that same
@@ -574,36 +593,48 @@ TputResult run_tput(const std::string& dir, std::uint32_t size, std::uint64_t n,
   Group g(std::move(ws));
   g.wait_ready();
   Connection conn = ConnectionFactory(dir, "shmbus-bench-persist-stats").create_connection();
+  {
+    const std::uint64_t s0 = mono_ns();
+    (void)conn.stats();
+    res.stats_request_ms = static_cast<double>(mono_ns() - s0) / 1e6;
+  }
   const CpuSample cpu0 = cpu_sample(daemon);
   CpuSample cpu1;
   g.set_phase(kGo);
   const std::uint64_t start = mono_ns(), deadline = start + 300'000'000'000ULL;
-  std::uint64_t t_persisted = 0, t_written = 0, t_durable = 0, t_file = 0, t_done = 0, fbytes = 0;
+  std::uint64_t t_durable = 0, t_file = 0, t_done = 0, fbytes = 0;
+  LogFiles files;
   PStat& last = consumer ? st[1] : st[0];  // the worker whose end ends the run
+  // Each stats() request makes the daemon's conductor walk every slot of every queue: polled every
+  // ms all through the run it took a good part of a CPU from the agent and the producer (see
+  // stats_request_ms). So they are asked only once the producer is done, i.e. its durable last
+  // send has returned (everything up to N is on disk then), every ms until they show it.
   for (;;) {
     const std::uint64_t now = mono_ns();
-    const BusStats b = conn.stats();
-    const std::uint64_t after = mono_ns();
-    const std::uint64_t mid = (now + after) / 2;
-    if (const DestinationStats* d = find_queue(b, qname)) {
-      res.persist_error = d->persist_error;
-      if (t_persisted == 0 && d->persisted >= n) t_persisted = mid;
-      if (t_written == 0 && d->persisted >= n && d->log_end_offset >= n) {
-        t_written = mid;
-        res.log_bytes_written = d->log_bytes;
-        res.log_end_written = d->log_end_offset;
-      }
-      if (t_written != 0 && t_durable == 0 && d->durable_offset >= res.log_end_written) {
-        t_durable = mid;
-        cpu1 = cpu_sample(daemon);
+    if (t_durable == 0 && st[0].done.load(std::memory_order_acquire) != 0) {
+      const BusStats b = conn.stats();
+      const std::uint64_t after = mono_ns();
+      if (const DestinationStats* d = find_queue(b, qname)) {
+        res.persist_error = d->persist_error;
+        if (d->persisted >= n && d->log_end_offset >= n && d->durable_offset >= n) {
+          t_durable = (now + after) / 2;
+          cpu1 = cpu_sample(daemon);
+          // log_bytes is the size of the segments still there: add those deleted (the stats' figure
+          // would otherwise drop by a whole segment once the first one's messages are all settled).
+          (void)files.poll(qdir);
+          res.log_bytes_written = d->log_bytes + files.deleted;
+          res.log_deleted_at_durable = files.deleted;
+          res.log_end_written = d->log_end_offset;
+          res.durable_written = d->durable_offset;
+        }
       }
     }
-    const std::uint64_t fb = log_file_bytes(qdir);
+    const std::uint64_t fb = files.poll(qdir);
     if (fb != fbytes) fbytes = fb, t_file = mono_ns();
+    const std::uint64_t after = mono_ns();
     if (t_done == 0 && last.done.load(std::memory_order_acquire) != 0) t_done = after;
     // Done: consumed (or all sent), the files still for 50 ms, and the stats showed durability (or 1 s more).
-    if (t_done != 0 && t_persisted != 0 && after - t_file > 50'000'000 &&
-        (t_durable != 0 || after - t_done > 1'000'000'000)) break;
+    if (t_done != 0 && after - t_file > 50'000'000 && (t_durable != 0 || after - t_done > 1'000'000'000)) break;
     if (after > deadline) {
       res.problem = consumer ? "not persisted and consumed within 300 s" : "not persisted within 300 s";
       break;
@@ -637,9 +668,7 @@ TputResult run_tput(const std::string& dir, std::uint32_t size, std::uint64_t n,
   }
   res.send_seconds = secs(st[0].t_last);
   res.fence_seconds = secs(st[0].t_fence);
-  res.persisted_seconds = secs(t_persisted);
-  res.stats_consistent = t_written != 0;
-  res.written_seconds = secs(t_written);
+  res.stats_consistent = t_durable != 0;
   res.durable_seconds = secs(t_durable);
   res.file_bytes = fbytes;
   res.file_seconds = secs(t_file);
@@ -763,15 +792,17 @@ struct Variant {
   bool consumer = true;
   Series pay, msgs, ratio_pay;                 // consumer: first send -> last receive
   Series file_mb, ratio_file, per_msg;         // the .log files' growth
-  Series stat_w_mb, stat_dur_mb;               // log bytes / time, until written, until durable
+  Series stat_dur_mb;                          // log bytes / time until durable
   Series dur_pay, dur_msgs, ratio_dur_pay, ratio_dur_log;  // until every message is durable
+  Series ratio_dur_pay10, ratio_dur_log10;     // the same to the raw write synced every 10 ms
   Series send_mb;                              // the Acks::Memory sends alone
   Series batch_bytes, batch_records, raw_batch;
   Series busy, steal, daemon_us, agent_us, prod_us, cons_us;  // CPU until durable; us per message
+  Series agent_run, agent_wait;                // the agent's share of the window: on a CPU, waiting for one
   std::uint32_t inconsistent = 0;
   std::vector<TputResult> runs;
 
-  void add(TputResult t, double raw) {
+  void add(TputResult t, double raw, double raw10) {
     const auto ratio = [raw](double x) { return raw > 0 ? x / raw : 0; };
     const auto per = [&t](double ms) { return ms * 1e3 / static_cast<double>(t.n); };
     if (consumer) {
@@ -784,12 +815,13 @@ struct Variant {
     ratio_file.add(ratio(t.file_mb_s()));
     per_msg.add(static_cast<double>(t.file_bytes) / static_cast<double>(t.n));
     if (t.stats_consistent && t.durable_seconds > 0) {
-      stat_w_mb.add(t.log_written_mb_s());
       stat_dur_mb.add(t.log_durable_mb_s());
       dur_pay.add(t.payload_durable_mb_s());
       dur_msgs.add(static_cast<double>(t.n) / t.durable_seconds);
       ratio_dur_pay.add(ratio(t.payload_durable_mb_s()));
       ratio_dur_log.add(ratio(t.log_durable_mb_s()));
+      ratio_dur_pay10.add(raw10 > 0 ? t.payload_durable_mb_s() / raw10 : 0);
+      ratio_dur_log10.add(raw10 > 0 ? t.log_durable_mb_s() / raw10 : 0);
     } else {
       ++inconsistent;
     }
@@ -801,6 +833,10 @@ struct Variant {
     if (t.cpu.has_daemon) {
       daemon_us.add(per(t.cpu.daemon_ms));
       agent_us.add(per(t.cpu.busiest_thread_ms));
+      if (t.cpu.seconds > 0) {
+        agent_run.add(t.cpu.busiest_thread_ms / 1e3 / t.cpu.seconds);
+        agent_wait.add(t.cpu.busiest_wait_ms / 1e3 / t.cpu.seconds);
+      }
     }
     prod_us.add(per(t.producer_cpu_ms));
     runs.push_back(std::move(t));
@@ -868,7 +904,8 @@ int run_persist(const Args& a) {
     std::fprintf(stderr, "[round %u/%u]\n", round, rounds);
     const RawResult re = raw("1 MiB pwrites, fdatasync at the end", kMiB, 0);
     raw_end.add(re.mb_per_s());
-    raw_sync.add(raw("1 MiB pwrites, fdatasync every 10 ms", kMiB, kFsyncIntervalNs).mb_per_s());
+    const double raw10 = raw("1 MiB pwrites, fdatasync every 10 ms", kMiB, kFsyncIntervalNs).mb_per_s();
+    raw_sync.add(raw10);
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       const std::uint32_t sz = sizes[i];
       // The queue without a consumer holds all N: a power of two of slots, at most 1 GiB of shared
@@ -891,7 +928,7 @@ int run_persist(const Args& a) {
           problems.push_back(std::to_string(sz) + " B, " + (consumer ? "with" : "no") + " consumer, round " +
                              std::to_string(round) + ": " + t.problem);
         const auto chunk = static_cast<std::uint64_t>(t.avg_batch_bytes());
-        v.add(std::move(t), re.mb_per_s());
+        v.add(std::move(t), re.mb_per_s(), raw10);
         if (chunk >= 4096)
           v.raw_batch.add(raw("chunks of this log's mean batch (" + grouped(static_cast<double>(chunk)) + " B)", chunk, 0).mb_per_s());
       }
@@ -959,9 +996,11 @@ int run_persist(const Args& a) {
     std::string s = fmt("   %u B x %llu, queue capacity %u:\n", size, static_cast<unsigned long long>(r0.n), r0.capacity);
     if (!v.dur_pay.v.empty()) {
       s += "     until durable, payload MB/s                " + mmm(v.dur_pay, "%8.1f") +
-           fmt("   %9s msgs/s   ", grouped(v.dur_msgs.median()).c_str()) + pct3(v.ratio_dur_pay) + "\n";
-      s += "     until durable, log MB/s (stats log_bytes)  " + mmm(v.stat_dur_mb, "%8.1f") +
-           fmt("   %9s          ", "") + pct3(v.ratio_dur_log) + "\n";
+           fmt("   %9s msgs/s   ", grouped(v.dur_msgs.median()).c_str()) + pct3(v.ratio_dur_pay) +
+           fmt("; %.0f%% of raw every 10 ms\n", 100 * v.ratio_dur_pay10.median());
+      s += "     until durable, log MB/s (stats, see below) " + mmm(v.stat_dur_mb, "%8.1f") +
+           fmt("   %9s          ", "") + pct3(v.ratio_dur_log) +
+           fmt("; %.0f%% of raw every 10 ms\n", 100 * v.ratio_dur_log10.median());
     }
     if (v.consumer)
       s += "     payload MB/s, first send -> last receive   " + mmm(v.pay, "%8.1f") +
@@ -971,8 +1010,8 @@ int run_persist(const Args& a) {
     s += fmt("     the %llu Acks::Memory sends alone, payload MB/s", static_cast<unsigned long long>(r0.n - 1)) +
          mmm(v.send_mb, "%8.1f") + "\n";
     if (v.inconsistent != 0)
-      s += fmt("     stats: in %u of %zu rounds the polled stats never showed log_end_offset >= N with durable_offset\n"
-               "            covering it (see the per-round lines below)\n",
+      s += fmt("     stats: in %u of %zu rounds the stats never showed persisted, log_end_offset and durable_offset >= N\n"
+               "            within 1 s of the last send (see the per-round lines below)\n",
                v.inconsistent, v.runs.size());
     s += "     CPU per message until durable: ";
     if (!v.agent_us.v.empty())
@@ -980,35 +1019,51 @@ int run_persist(const Args& a) {
                v.agent_us.min(), v.agent_us.max(), v.daemon_us.median());
     s += fmt("producer %.2f us", v.prod_us.median());
     if (v.consumer) s += fmt(", consumer %.2f us", v.cons_us.median());
-    s += fmt(";\n       machine %.2f of %ld CPUs busy [%.2f - %.2f], steal %.2f\n", v.busy.median(), cpus, v.busy.min(),
+    s += fmt(";\n       machine %.2f of %ld CPUs busy [%.2f - %.2f], steal %.2f", v.busy.median(), cpus, v.busy.min(),
              v.busy.max(), v.steal.median());
+    if (!v.agent_run.v.empty())
+      s += fmt(";\n       the agent thread: on a CPU %.0f%% of the time, runnable waiting for a CPU %.0f%%, blocked %.0f%%\n"
+               "       (in fdatasync, or parked: nothing in its rings)",
+               100 * v.agent_run.median(), 100 * v.agent_wait.median(),
+               100 * std::max(0.0, 1 - v.agent_run.median() - v.agent_wait.median()));
+    s += "\n";
     s += fmt("     log batches: %.0f records (%s), %s B on average\n", v.batch_records.median(),
              v.consumer ? "messages + settlements" : "messages", grouped(v.batch_bytes.median()).c_str());
     for (std::size_t k = 0; k < v.runs.size(); ++k) {
       const auto& r = v.runs[k];
-      s += fmt("     round %zu: sends %.3f s, durable send returned %.3f s, ", k + 1, r.send_seconds, r.fence_seconds);
+      s += fmt("     round %zu: sends %.3f s, durable send back %.3f s, ", k + 1, r.send_seconds, r.fence_seconds);
       if (v.consumer) s += fmt("last receive %.3f s, ", r.e2e_seconds);
-      s += fmt("persisted=N %.3f s, files still at %.3f s (%s B); stats at persisted=N+log_end>=N: ", r.persisted_seconds,
-               r.file_seconds, grouped(static_cast<double>(r.file_bytes)).c_str());
-      s += r.stats_consistent ? fmt("%.3f s, log_bytes %s, durable at %.3f s", r.written_seconds,
-                                    grouped(static_cast<double>(r.log_bytes_written)).c_str(), r.durable_seconds)
-                              : std::string("never");
-      s += fmt("; after 250 ms: log_end %llu, durable %llu, persisted %llu\n",
-               static_cast<unsigned long long>(r.log_end_final), static_cast<unsigned long long>(r.durable_final),
-               static_cast<unsigned long long>(r.persisted_final));
+      s += "stats durable>=N " +
+           (r.stats_consistent ? fmt("%.3f s (log_end %llu, durable %llu, %s B%s)", r.durable_seconds,
+                                     static_cast<unsigned long long>(r.log_end_written),
+                                     static_cast<unsigned long long>(r.durable_written),
+                                     grouped(static_cast<double>(r.log_bytes_written)).c_str(),
+                                     r.log_deleted_at_durable == 0
+                                         ? ""
+                                         : (" incl. a deleted segment's " +
+                                            grouped(static_cast<double>(r.log_deleted_at_durable)))
+                                               .c_str())
+                                : std::string("never"));
+      s += fmt("; .log files still from %.3f s (%s B); a stats() request %.1f ms\n", r.file_seconds,
+               grouped(static_cast<double>(r.file_bytes)).c_str(), r.stats_request_ms);
     }
     return s;
   };
   t += "\n2. PERSISTENT queue, N messages from one producer process (Acks::Memory; the last of the N is a durable\n"
        "   send by a second producer in it: the final batch is fsynced at once and the agent publishes its stats\n"
        "   in that pass). A fresh queue per case and round. \"until durable\": from the first send until the\n"
-       "   polled stats show persisted >= N, log_end_offset >= N and durable_offset covering that log end.\n";
+       "   stats show persisted, log_end_offset and durable_offset >= N (asked every ms once the durable send\n"
+       "   returned, not before: each stats() request walks every slot of every queue in the daemon).\n";
   t += " 2a. the persistence path alone: no consumer, the queue holds all N (only message records are logged)\n";
   for (std::size_t i = 0; i < sizes.size(); ++i) t += variant_table(alone[i], sizes[i]);
   t += " 2b. with a consumer process (AUTO, park), the same N (message and settle records are logged)\n";
   for (std::size_t i = 0; i < sizes.size(); ++i) t += variant_table(with[i], sizes[i]);
-  t += "   % of raw: against the same round's 1 MiB raw write (the issue's target: >= 80 %). With Acks::Memory a\n"
-       "   consumer may receive a message before it is on disk: first send -> last receive is not a durable rate.\n"
+  t += "   % of raw: against the same round's 1 MiB raw write (the issue's target: >= 80 %); \"of raw every 10 ms\":\n"
+       "   against the same round's raw write with an fdatasync every 10 ms (what --fsync interval:10 asks).\n"
+       "   With Acks::Memory a consumer may receive a message before it is on disk: first send -> last receive\n"
+       "   is not a durable rate.\n"
+       "   Log MB/s (stats): log_bytes at that poll plus the segments deleted by then (a segment whose messages are\n"
+       "   all settled is deleted after a snapshot; the .log files' line counts them the same way).\n"
        "   CPU: the daemon's threads from /proc/PID/task/*/schedstat, the workers' CLOCK_PROCESS_CPUTIME_ID,\n"
        "   the machine's from /proc/stat (everything: other work, kernel writeback), from go to durable.\n\n";
 
@@ -1068,7 +1123,8 @@ int run_persist(const Args& a) {
     v.ratio_dur_pay.json(j, "ratio_durable_payload_to_raw", 3);
     v.stat_dur_mb.json(j, "log_stats_durable_mb_per_s");
     v.ratio_dur_log.json(j, "ratio_log_stats_durable_to_raw", 3);
-    v.stat_w_mb.json(j, "log_stats_written_mb_per_s");
+    v.ratio_dur_pay10.json(j, "ratio_durable_payload_to_raw_fdatasync_every_10ms", 3);
+    v.ratio_dur_log10.json(j, "ratio_log_stats_durable_to_raw_fdatasync_every_10ms", 3);
     if (v.consumer) {
       v.pay.json(j, "payload_mb_per_s");
       v.msgs.json(j, "delivered_msgs_per_s", 0);
@@ -1085,6 +1141,8 @@ int run_persist(const Args& a) {
     if (!v.agent_us.v.empty()) {
       v.agent_us.json(j, "busiest_daemon_thread_us_per_message", 3);
       v.daemon_us.json(j, "daemon_us_per_message", 3);
+      v.agent_run.json(j, "busiest_daemon_thread_on_cpu_fraction", 3);
+      v.agent_wait.json(j, "busiest_daemon_thread_waiting_for_cpu_fraction", 3);
     }
     v.prod_us.json(j, "producer_us_per_message", 3);
     if (v.consumer) v.cons_us.json(j, "consumer_us_per_message", 3);
@@ -1101,14 +1159,15 @@ int run_persist(const Args& a) {
           .num("e2e_seconds", r.e2e_seconds, 4)
           .num("send_seconds", r.send_seconds, 4)
           .num("durable_send_returned_seconds", r.fence_seconds, 4)
-          .num("persisted_seconds", r.persisted_seconds, 4)
           .num("log_files_settled_seconds", r.file_seconds, 4)
           .integer("log_file_bytes", static_cast<std::int64_t>(r.file_bytes))
           .boolean("stats_covered_n", r.stats_consistent)
-          .num("stats_written_seconds", r.written_seconds, 4)
           .num("stats_durable_seconds", r.durable_seconds, 4)
-          .integer("stats_log_bytes_at_written", static_cast<std::int64_t>(r.log_bytes_written))
-          .integer("stats_log_end_offset_at_written", static_cast<std::int64_t>(r.log_end_written))
+          .integer("stats_log_bytes_at_durable", static_cast<std::int64_t>(r.log_bytes_written))
+          .integer("stats_log_end_offset_at_durable", static_cast<std::int64_t>(r.log_end_written))
+          .integer("stats_durable_offset_at_durable", static_cast<std::int64_t>(r.durable_written))
+          .integer("deleted_segment_bytes_at_durable", static_cast<std::int64_t>(r.log_deleted_at_durable))
+          .num("stats_request_ms", r.stats_request_ms, 3)
           .integer("stats_log_bytes_after", static_cast<std::int64_t>(r.log_bytes_final))
           .integer("stats_log_end_offset_after", static_cast<std::int64_t>(r.log_end_final))
           .integer("stats_durable_offset_after", static_cast<std::int64_t>(r.durable_final))
@@ -1119,6 +1178,7 @@ int run_persist(const Args& a) {
           .num("machine_busy_cpus", r.cpu.machine_busy_cpus, 3)
           .num("daemon_cpu_ms", r.cpu.daemon_ms, 2)
           .num("busiest_daemon_thread_cpu_ms", r.cpu.busiest_thread_ms, 2)
+          .num("busiest_daemon_thread_runnable_wait_ms", r.cpu.busiest_wait_ms, 2)
           .num("producer_cpu_ms", r.producer_cpu_ms, 2)
           .num("consumer_cpu_ms", r.consumer_cpu_ms, 2);
       if (!r.problem.empty()) j.str("error", r.problem);
