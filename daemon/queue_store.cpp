@@ -20,11 +20,6 @@ constexpr std::size_t kMaxLoadsPerRound = 4096;
 constexpr std::uint64_t kSnapshotEveryRecords = 100'000;
 constexpr std::uint64_t kSnapshotEveryNs = 10'000'000'000ULL;
 
-template <class T>
-void put(std::vector<std::byte>& v, const T& x) {
-  const auto* p = reinterpret_cast<const std::byte*>(&x);
-  v.insert(v.end(), p, p + sizeof x);
-}
 }  // namespace
 
 std::string FsyncPolicy::describe() const {

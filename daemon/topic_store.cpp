@@ -13,11 +13,6 @@ namespace shmbus::daemon {
 namespace {
 constexpr std::size_t kMaxBatchRecords = 1024;
 constexpr std::size_t kMaxBatchBytes = 4U << 20;
-template <class T>
-void put(std::vector<std::byte>& v, const T& x) {
-  const auto* p = reinterpret_cast<const std::byte*>(&x);
-  v.insert(v.end(), p, p + sizeof x);
-}
 }  // namespace
 
 bool TopicMeta::load(const std::string& dir) {
