@@ -104,6 +104,7 @@ class PersistenceAgent {
   };
   std::map<std::uint32_t, TopicEntry> topics_;
   std::uint64_t last_maintain_ns_ = 0;
+  std::uint64_t last_work_ns_ = 0;  // when a pass last moved anything (the park slice depends on it)
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::uint64_t last_stats_ns_ = 0;
