@@ -23,6 +23,16 @@ struct FsyncPolicy {
   std::uint64_t interval_ns = 10'000'000;  // Interval: at most this long after a write
   std::uint64_t every = 1000;              // EveryN: after this many records
   std::string describe() const;
+  /// Whether `unflushed` records, the first written at `first_ns`, are due for an fsync at `now`.
+  bool due(std::uint64_t unflushed, std::uint64_t first_ns, std::uint64_t now) const noexcept {
+    return unflushed != 0 && now >= due_at(unflushed, first_ns);
+  }
+  /// When they are due (0: at once; UINT64_MAX: not by time, and not yet by count, or nothing unflushed).
+  std::uint64_t due_at(std::uint64_t unflushed, std::uint64_t first_ns) const noexcept {
+    if (unflushed == 0) return ~0ULL;
+    if (mode == Mode::Always || (mode == Mode::EveryN && unflushed >= every)) return 0;
+    return mode == Mode::Interval ? first_ns + interval_ns : ~0ULL;
+  }
   /// "never", "always", "interval:MS", "every:N"; false for anything else.
   static bool parse(const std::string& s, FsyncPolicy& out);
 };
@@ -78,6 +88,8 @@ class QueueStore {
   void add_settle(std::uint32_t slot, std::uint64_t word, SettleReason why);
   bool append_batch();
   void drain_without_log();
+  /// ACKED (word) -> FREE and to the free ring: the end of a PERSISTENT slot's life.
+  void free_acked(std::uint32_t slot, std::uint64_t word);
   bool load_one(std::uint64_t offset, std::uint64_t now_mono, bool& no_slot);
   void replay(std::uint64_t from);
   std::vector<std::byte> snapshot_blob() const;

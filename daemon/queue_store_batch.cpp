@@ -83,12 +83,16 @@ void QueueStore::drain_without_log() {
   while (q_.persist_ring().try_pop(s, q_.header().persist_pop) == ring::IndexStatus::Ok) {
     if (s >= q_.slot_count()) continue;
     // Acquire: pairs with the release CAS that made it ACKED.
-    std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
-    if (QWord::state(w) != QState::Acked) continue;
-    // SYNC: acq_rel; only this agent moves an ACKED slot.
-    if (q_.slot(s)->state.compare_exchange_strong(w, QWord::next(w, QState::Free, 0, 0), std::memory_order_acq_rel))
-      q_.push_free(s, q_.header().persist_push);
+    const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
+    if (QWord::state(w) == QState::Acked) free_acked(s, w);
   }
+}
+
+void QueueStore::free_acked(std::uint32_t s, std::uint64_t word) {
+  // SYNC: acq_rel; only this agent moves an ACKED slot; release hands the slot to the next
+  // producer (its acquire of FREE) after our reads of it.
+  if (q_.slot(s)->state.compare_exchange_strong(word, QWord::next(word, QState::Free, 0, 0), std::memory_order_acq_rel))
+    q_.push_free(s, q_.header().persist_push);
 }
 
 void QueueStore::classify(std::uint32_t s) {
@@ -198,11 +202,7 @@ bool QueueStore::append_batch() {
   for (const auto& p : settles_) {
     unsettled_.erase(p.offset);
     logged_[p.slot] = kNone;
-    std::uint64_t w = p.word;
-    // SYNC: acq_rel; only this agent moves an ACKED slot; release hands the slot to the next
-    // producer (its acquire of FREE) after our reads of it.
-    if (q_.slot(p.slot)->state.compare_exchange_strong(w, QWord::next(w, QState::Free, 0, 0), std::memory_order_acq_rel))
-      q_.push_free(p.slot, q_.header().persist_push);
+    free_acked(p.slot, p.word);
   }
   // Relaxed: statistics.
   q_.header().persisted.fetch_add(batch_slots_.size(), std::memory_order_relaxed);
@@ -215,11 +215,7 @@ bool QueueStore::append_batch() {
 
 void QueueStore::maybe_flush(std::uint64_t now_mono, bool force) {
   if (!log_ || unflushed_ == 0) return;
-  using M = FsyncPolicy::Mode;
-  const bool due = force || flush_now_ || policy_.mode == M::Always ||
-                   (policy_.mode == M::EveryN && unflushed_ >= policy_.every) ||
-                   (policy_.mode == M::Interval && now_mono - first_unflushed_ns_ >= policy_.interval_ns);
-  if (!due) return;
+  if (!force && !flush_now_ && !policy_.due(unflushed_, first_unflushed_ns_, now_mono)) return;
   // The .log fdatasync only: the producers waiting for it are told before the checkpoint file is
   // rewritten (when due, after them: it only shortens a recovery).
   if (auto err = log_->flush(log::Log::Checkpoint::kDefer); err) {
@@ -242,10 +238,8 @@ void QueueStore::maybe_flush(std::uint64_t now_mono, bool force) {
 }
 
 std::uint64_t QueueStore::next_flush_ns() const noexcept {
-  if (unflushed_ == 0) return ~0ULL;
-  if (flush_now_ || policy_.mode == FsyncPolicy::Mode::Always) return 0;
-  if (policy_.mode == FsyncPolicy::Mode::Interval) return first_unflushed_ns_ + policy_.interval_ns;
-  return ~0ULL;
+  if (unflushed_ != 0 && flush_now_) return 0;
+  return policy_.due_at(unflushed_, first_unflushed_ns_);
 }
 
 }  // namespace shmbus::daemon

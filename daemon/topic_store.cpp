@@ -165,10 +165,7 @@ std::size_t TopicStore::drain(std::uint64_t now_mono, std::uint64_t limit) {
 
 void TopicStore::maybe_flush(std::uint64_t now_mono, bool force) {
   if (!log_ || unflushed_ == 0) return;
-  using M = FsyncPolicy::Mode;
-  const bool due = force || fsync_.mode == M::Always || (fsync_.mode == M::EveryN && unflushed_ >= fsync_.every) ||
-                   (fsync_.mode == M::Interval && now_mono - first_unflushed_ns_ >= fsync_.interval_ns);
-  if (!due) return;
+  if (!force && !fsync_.due(unflushed_, first_unflushed_ns_, now_mono)) return;
   if (auto err = log_->flush(); err) {
     warn("topic://" + name_ + ": fsync failed: " + err.what);
     return;
@@ -177,10 +174,7 @@ void TopicStore::maybe_flush(std::uint64_t now_mono, bool force) {
 }
 
 std::uint64_t TopicStore::next_flush_ns() const noexcept {
-  if (unflushed_ == 0) return ~0ULL;
-  if (fsync_.mode == FsyncPolicy::Mode::Always) return 0;
-  if (fsync_.mode == FsyncPolicy::Mode::Interval) return first_unflushed_ns_ + fsync_.interval_ns;
-  return ~0ULL;
+  return fsync_.due_at(unflushed_, first_unflushed_ns_);
 }
 
 void TopicStore::maintain(std::uint64_t now_mono, std::uint64_t min_position) {
