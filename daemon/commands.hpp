@@ -50,6 +50,10 @@ struct QueueEntryReleased {
 struct CreateDlq {
   std::uint32_t dest_id;  // a queue has its first dead letter: create queue://DLQ.NAME
 };
-using ConductorCommand = std::variant<ClientReleased, QueueEntryReleased, CreateDlq>;
+// replicator -> conductor
+struct Promoted {
+  std::uint32_t epoch;  // an election made this follower the leader: restore the queues and topics
+};
+using ConductorCommand = std::variant<ClientReleased, QueueEntryReleased, CreateDlq, Promoted>;
 
 }  // namespace shmbus::daemon

@@ -300,6 +300,12 @@ void Conductor::drain_inbox() {
       create_dlq(q->dest_id);
       continue;
     }
+    if (std::holds_alternative<Promoted>(cmd)) {
+      // The logs are the persistence agent's now: the queues and topics come back as after a restart.
+      restore_stored_queues();
+      restore_durable_topics();
+      continue;
+    }
     const auto idx = std::get<ClientReleased>(cmd).client_index;
     auto& e = layout::client_table(region_)[idx];
     // Relaxed generation bump, then release state: a reader that sees Free sees the new generation.

@@ -7,6 +7,7 @@
 #include "control/socket.hpp"
 #include "janitor.hpp"
 #include "persistence_agent.hpp"
+#include "replicator.hpp"
 #include "layout/region_layout.hpp"
 #include "ring/queue_ring.hpp"
 #include "shm_store.hpp"
@@ -35,6 +36,8 @@ class Conductor {
   ~Conductor();
   /// Serves until a signal arrives on signal_fd. Throws only on set-up failure.
   void run();
+  /// Replication: followers refuse producers and consumers; `shmbus promote` is served.
+  void set_replicator(Replicator* r) noexcept { repl_ = r; }
   /// Wakes the loop (thread-safe): used by the janitor after queueing a command.
   void wake() noexcept;
   /// Wakes every consumer parked on any topic (clean shutdown).
@@ -101,6 +104,8 @@ class Conductor {
   void on_open(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_close(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_stat(Client& c, std::uint32_t id);
+  void on_promote(Client& c, std::uint32_t id);
+  void check_leader() const;
   void on_create_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   void on_delete_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id);
   // Durable subscriptions (durable_subs.cpp)
@@ -143,6 +148,7 @@ private:
   Janitor& janitor_;
   int signal_fd_;
   PersistenceAgent* persist_ = nullptr;
+  Replicator* repl_ = nullptr;
   moodycamel::ConcurrentQueue<ConductorCommand>& inbox_;  // from the janitor
   control::Fd listen_fd_;
   control::Fd wake_fd_;

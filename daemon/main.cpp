@@ -3,6 +3,8 @@
 #include "conductor.hpp"
 #include "janitor.hpp"
 #include "log.hpp"
+#include "repl_net.hpp"
+#include "replicator.hpp"
 #include "shm_store.hpp"
 #include "shmbus/shmbus.hpp"
 
@@ -12,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <sstream>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace {
@@ -40,7 +44,19 @@ constexpr const char* kUsage =
     "  --compact-topics [--compact-every-ms MS] [--tombstone-retention-ms MS]\n"
     "                   topic logs: keep only the newest PERSISTENT message per key (string property\n"
     "                   `key`), every MS (default 30000); tombstones (boolean property `tombstone`)\n"
-    "                   are dropped once older than the tombstone retention (default 86400000)\n";
+    "                   are dropped once older than the tombstone retention (default 86400000)\n"
+    "Replication (docs/replication.md; both need --listen and DIR/replication.secret):\n"
+    "  --listen HOST:PORT             this daemon's replication address (its identity)\n"
+    "  --replicate-to HOST:PORT[,..]  lead, replicating PERSISTENT logs to these followers\n"
+    "  --follow HOST:PORT             follow that leader (a standby: producers and consumers are\n"
+    "                                 refused until `shmbus promote --dir DIR`)\n"
+    "  --min-insync N                 leader: Acks::Replicated needs N in-sync replicas, the leader\n"
+    "                                 included (default 2, or 1 with no follower)\n"
+    "  --replica-lag-ms MS            a follower behind for longer leaves the in-sync set (default 10000)\n"
+    "  --zookeeper HOST:PORT[,..]     automatic failover: ZooKeeper elects the leader (instead of\n"
+    "                                 --replicate-to/--follow; three or more daemons)\n"
+    "  --zk-root PATH                 the cluster's znode (default /shmbus/default)\n"
+    "  --config FILE                  more arguments, one \"--flag value\" (or \"flag value\") per line; # comments\n";
 
 struct Args {
   std::string dir;
@@ -49,14 +65,60 @@ struct Args {
   shmbus::daemon::FsyncPolicy fsync;
   std::uint64_t segment_bytes = 64ULL << 20;
   TopicLogPolicy topics;
+  std::string listen, follow;
+  std::vector<std::string> replicate_to;
+  std::uint32_t min_insync = 0;
+  std::uint64_t replica_lag_ms = 10'000;
+  std::string zookeeper, zk_root = "/shmbus/default";
 };
+
+/// --config FILE: its lines become arguments ("--flag value", "flag value" or "--flag").
+bool expand_config(std::vector<std::string>& args, std::string& err) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] != "--config") continue;
+    if (i + 1 >= args.size()) {
+      err = "--config needs a value";
+      return false;
+    }
+    std::ifstream in(args[i + 1]);
+    if (!in) {
+      err = "cannot read --config " + args[i + 1];
+      return false;
+    }
+    std::vector<std::string> more;
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto hash = line.find('#');
+      if (hash != std::string::npos) line.resize(hash);
+      std::istringstream ls(line);
+      std::string k, v;
+      if (!(ls >> k)) continue;
+      more.push_back(k.rfind("--", 0) == 0 ? k : "--" + k);
+      if (ls >> v) more.push_back(v);
+    }
+    args.erase(args.begin() + static_cast<std::ptrdiff_t>(i), args.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+    args.insert(args.begin() + static_cast<std::ptrdiff_t>(i), more.begin(), more.end());
+    --i;
+  }
+  return true;
+}
 
 int usage_error(const std::string& msg) {
   std::cerr << "shmbusd: " << msg << "\n" << kUsage;
   return 2;
 }
 
-bool parse(int argc, char** argv, Args& a, int& rc) {
+bool parse(int argc_in, char** argv_in, Args& a, int& rc) {
+  std::vector<std::string> args(argv_in + 1, argv_in + argc_in);
+  if (std::string err; !expand_config(args, err)) {
+    rc = usage_error(err);
+    return false;
+  }
+  args.insert(args.begin(), argv_in[0]);
+  std::vector<char*> argvv;
+  for (auto& s : args) argvv.push_back(s.data());
+  const int argc = static_cast<int>(argvv.size());
+  char** argv = argvv.data();
   for (int i = 1; i < argc; ++i) {
     const std::string k = argv[i];
     if (k == "-h" || k == "--help") {
@@ -66,7 +128,8 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
     }
     if ((k == "--dir" || k == "--max-clients" || k == "--idle-topic-timeout" || k == "--fsync" ||
          k == "--segment-bytes" || k == "--retention-ms" || k == "--retention-bytes" || k == "--compact-every-ms" ||
-         k == "--tombstone-retention-ms") &&
+         k == "--tombstone-retention-ms" || k == "--listen" || k == "--replicate-to" || k == "--follow" ||
+         k == "--min-insync" || k == "--replica-lag-ms" || k == "--zookeeper" || k == "--zk-root") &&
         i + 1 >= argc) {
       rc = usage_error(k + " needs a value");
       return false;
@@ -97,6 +160,61 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
         rc = usage_error("--fsync must be interval:MS, every:N, always or never (MS and N from 1 to 3600000), not '" + v + "'");
         return false;
       }
+    } else if (k == "--listen" || k == "--follow") {
+      const std::string v = argv[++i];
+      std::string host, err;
+      std::uint16_t port = 0;
+      if (!repl::split_address(v, host, port, err)) {
+        rc = usage_error(k + ": " + err);
+        return false;
+      }
+      (k == "--listen" ? a.listen : a.follow) = v;
+    } else if (k == "--zookeeper") {
+      a.zookeeper = argv[++i];
+      std::istringstream ls(a.zookeeper);
+      std::string one;
+      while (std::getline(ls, one, ',')) {
+        std::string host, err;
+        std::uint16_t port = 0;
+        if (!repl::split_address(one, host, port, err)) {
+          rc = usage_error("--zookeeper: " + err);
+          return false;
+        }
+      }
+    } else if (k == "--zk-root") {
+      a.zk_root = argv[++i];
+      if (a.zk_root.size() < 2 || a.zk_root[0] != '/' || a.zk_root.back() == '/') {
+        rc = usage_error("--zk-root must be an absolute znode path such as /shmbus/cluster1, not '" + a.zk_root + "'");
+        return false;
+      }
+    } else if (k == "--replicate-to") {
+      std::string list = argv[++i];
+      std::istringstream ls(list);
+      std::string one;
+      while (std::getline(ls, one, ',')) {
+        std::string host, err;
+        std::uint16_t port = 0;
+        if (!repl::split_address(one, host, port, err)) {
+          rc = usage_error("--replicate-to: " + err);
+          return false;
+        }
+        a.replicate_to.push_back(one);
+      }
+      if (a.replicate_to.empty()) {
+        rc = usage_error("--replicate-to needs at least one HOST:PORT");
+        return false;
+      }
+    } else if (k == "--min-insync" || k == "--replica-lag-ms") {
+      const std::string v = argv[++i];
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || v[0] == '-' || n == 0 || n > (k == "--min-insync" ? 64ULL : 3'600'000ULL)) {
+        rc = usage_error(k + (k == "--min-insync" ? " must be a number from 1 to 64" : " must be 1 to 3600000 ms") +
+                         ", not '" + v + "'");
+        return false;
+      }
+      if (k == "--min-insync") a.min_insync = static_cast<std::uint32_t>(n);
+      else a.replica_lag_ms = n;
     } else if (k == "--compact-topics") {
       a.topics.compact = true;
     } else if (k == "--retention-ms" || k == "--retention-bytes" || k == "--compact-every-ms" ||
@@ -128,6 +246,27 @@ bool parse(int argc, char** argv, Args& a, int& rc) {
     }
   }
   if (a.dir.empty()) a.dir = shmbus::default_dir();
+  if (!a.follow.empty() && !a.replicate_to.empty()) {
+    rc = usage_error("--follow and --replicate-to exclude each other: a daemon leads or follows");
+    return false;
+  }
+  if (!a.zookeeper.empty() && (!a.follow.empty() || !a.replicate_to.empty())) {
+    rc = usage_error("--zookeeper decides who leads: leave out --follow and --replicate-to");
+    return false;
+  }
+  if ((!a.follow.empty() || !a.replicate_to.empty() || !a.zookeeper.empty()) && a.listen.empty()) {
+    rc = usage_error("replication needs --listen HOST:PORT (this daemon's replication address)");
+    return false;
+  }
+  if (a.follow.empty() && a.replicate_to.empty() && a.zookeeper.empty() && (!a.listen.empty() || a.min_insync != 0)) {
+    rc = usage_error("--listen and --min-insync need --replicate-to, --follow or --zookeeper");
+    return false;
+  }
+  if (a.min_insync > a.replicate_to.size() + 1 && !a.replicate_to.empty()) {
+    rc = usage_error("--min-insync " + std::to_string(a.min_insync) + " is more than the " +
+                     std::to_string(a.replicate_to.size() + 1) + " replicas (leader included) --replicate-to names");
+    return false;
+  }
   return true;
 }
 
@@ -156,6 +295,22 @@ std::string check_data_dir(const std::string& data) {
     return {};
   }
   std::ofstream(f, std::ios::trunc) << "shmbus-data " << log::kLogFormatVersion << "\n";
+  return {};
+}
+
+/// DIR/replication.secret: the shared secret every daemon of the replica set holds.
+std::string read_secret(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return "replication needs a shared secret in " + path +
+           " (the same bytes on every daemon of the replica set, e.g. `head -c 32 /dev/urandom | base64 > " + path +
+           "; chmod 600 " + path + "`)";
+  out.assign((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  if (out.size() < 16) return path + " holds fewer than 16 bytes: too weak a shared secret";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+    warn(path + " is readable by group or others; chmod 600 it");
   return {};
 }
 
@@ -222,15 +377,54 @@ int serve(const Args& a) {
   pc.fsync = a.fsync;
   pc.log.segment_bytes = a.segment_bytes;
   pc.topics = a.topics;
-  PersistenceAgent persist(rh, pc);
+  ReplicationHub hub;
+  std::unique_ptr<Replicator> replicator;
+  repl::NodeRole role = repl::NodeRole::Standalone;
+  if (!a.listen.empty()) {
+    ReplicationConfig rc;
+    rc.data_dir = dir + "/data";
+    rc.state_file = dir + "/data/replication-state";
+    if (auto err = read_secret(dir + "/replication.secret", rc.secret); !err.empty()) {
+      std::cerr << "shmbusd: " << err << "\n";
+      return 1;
+    }
+    rc.listen = a.listen;
+    rc.replicate_to = a.replicate_to;
+    rc.follow = a.follow;
+    rc.min_insync = a.min_insync;
+    rc.replica_lag_ns = a.replica_lag_ms * 1'000'000;
+    rc.log = pc.log;
+    rc.zookeeper = a.zookeeper;
+    rc.zk_root = a.zk_root;
+    replicator = std::make_unique<Replicator>(rc, hub, rh);
+    // An election promoted us: the conductor restores the queues (on its thread). Leadership lost
+    // (ZooKeeper mode): a clean shutdown, as a SIGTERM would do; a supervisor restarts us as a follower.
+    replicator->on_promoted([&](std::uint32_t epoch) {
+      to_conductor.enqueue(Promoted{epoch});
+      // Acquire: pairs with the release store below; the conductor is fully constructed.
+      if (auto* c = conductor_ptr.load(std::memory_order_acquire)) c->wake();
+    });
+    replicator->on_fenced([] { ::kill(::getpid(), SIGTERM); });
+    try {
+      role = replicator->start();
+    } catch (const std::runtime_error& e) {
+      std::cerr << "shmbusd: replication: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  PersistenceAgent persist(rh, pc, &hub);
   persist.start();
   {
     Conductor conductor(ConductorConfig{dir, a.max_clients, a.idle_topic_s * 1'000'000'000ULL}, region, janitor,
                         to_conductor, sfd.get(), &persist);
-    conductor.restore_stored_queues();
-    conductor.restore_durable_topics();
+    conductor.set_replicator(replicator.get());
+    // A follower's logs are the replicator's until `shmbus promote`.
+    if (role != repl::NodeRole::Follower && role != repl::NodeRole::Fenced) {
+      conductor.restore_stored_queues();
+      conductor.restore_durable_topics();
+    }
     conductor_ptr.store(&conductor, std::memory_order_release);
-    conductor_ptr = &conductor;
+    conductor.wake();  // a promotion that came before the conductor existed is in its inbox
     janitor.start();
     info("shmbusd started on " + dir + " (pid " + std::to_string(::getpid()) + ", max " +
          std::to_string(a.max_clients) + " clients, layout v" + std::to_string(layout::kLayoutVersion) + ")");
@@ -240,6 +434,7 @@ int serve(const Args& a) {
     rh->state.store(static_cast<std::uint32_t>(layout::DaemonState::Stopping), std::memory_order_release);
     conductor.wake_all_parked();
     janitor.stop();
+    if (replicator) replicator->stop();  // no session reads a log the agent is about to close
     persist.stop();  // the last settlements and messages logged, fsync'ed and snapshotted
     conductor_ptr.store(nullptr, std::memory_order_relaxed);
   }

@@ -23,8 +23,8 @@ constexpr std::uint64_t kStatsEveryNs = 100'000'000;  // stat figures refreshed 
 constexpr int kBatchesPerPass = 4;                     // per destination, before the next one's turn
 }  // namespace
 
-PersistenceAgent::PersistenceAgent(layout::RegionHeader* region, PersistenceConfig cfg)
-    : region_(region), cfg_(std::move(cfg)) {}
+PersistenceAgent::PersistenceAgent(layout::RegionHeader* region, PersistenceConfig cfg, ReplicationHub* hub)
+    : region_(region), cfg_(std::move(cfg)), hub_(hub) {}
 
 PersistenceAgent::~PersistenceAgent() { stop(); }
 
@@ -66,6 +66,7 @@ void PersistenceAgent::handle(PersistCommand& c) {
   if (auto* t = std::get_if<PersistTopic>(&c)) {
     auto st = std::make_unique<TopicStore>(t->dest_id, t->name, topic_dir(cfg_.data_dir, t->name), t->ring, t->entry,
                                            t->keep, cfg_.fsync, cfg_.topics, cfg_.log, t->figures);
+    st->set_hub(hub_);
     st->open();
     topics_[t->dest_id].store = std::move(st);
     return;
@@ -96,6 +97,7 @@ void PersistenceAgent::handle(PersistCommand& c) {
     auto st = std::make_unique<QueueStore>(p->dest_id, p->name, queue_dir(cfg_.data_dir, p->name), p->q, p->keep,
                                            policy, cfg_.log);
     st->set_fsync_spec(p->fsync);
+    st->set_hub(hub_);
     st->open_existing();
     stores_[p->dest_id] = std::move(st);
     return;
@@ -130,6 +132,7 @@ bool PersistenceAgent::round(bool final_pass) {
   for (auto& [id, s] : stores_) {
     if (s->drain(now) != 0) work = true;
     s->maybe_flush(now, final_pass);
+    if (s->release_committed() != 0) work = true;
     if (s->load_backlog(now) != 0) work = true;
     s->maybe_snapshot(now, final_pass);
   }

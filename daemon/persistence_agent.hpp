@@ -76,7 +76,7 @@ struct StoredQueue {
 
 class PersistenceAgent {
  public:
-  PersistenceAgent(layout::RegionHeader* region, PersistenceConfig cfg);
+  PersistenceAgent(layout::RegionHeader* region, PersistenceConfig cfg, ReplicationHub* hub = nullptr);
   ~PersistenceAgent();
   void start();
   /// Drains every queue one last time, flushes, snapshots, closes the logs, joins.
@@ -96,6 +96,7 @@ class PersistenceAgent {
 
   layout::RegionHeader* region_;
   PersistenceConfig cfg_;
+  ReplicationHub* hub_ = nullptr;
   moodycamel::ConcurrentQueue<PersistCommand> inbox_;
   std::map<std::uint32_t, std::unique_ptr<QueueStore>> stores_;
   struct TopicEntry {

@@ -146,6 +146,9 @@ bool QueueStore::ensure_log() {
          " later segments dropped");
   if (rep.indexes_rebuilt != 0) info("queue://" + name_ + ": rebuilt " + std::to_string(rep.indexes_rebuilt) + " indexes");
   if (log_->epochs().empty()) log_->assign_epoch(0);
+  pub_.attach(hub_, "queue." + name_, dir_, q_.producer(0), keep_);
+  std::vector<ReplicaWaiter> none;
+  pub_.published(*log_, none);
   return true;
 }
 
@@ -263,7 +266,7 @@ bool QueueStore::load_one(std::uint64_t offset, std::uint64_t now_mono, bool& no
     log::AppendRecord a{now_real, static_cast<std::uint16_t>(RecordKind::QueueSettle), {},
                         std::as_bytes(std::span<const QueueSettleRecord>(&st, 1))};
     std::uint64_t base = 0;
-    if (auto err = log_->append(std::span<const log::AppendRecord>(&a, 1), 0, base); err) {
+    if (auto err = log_->append(std::span<const log::AppendRecord>(&a, 1), pub_.epoch_for(*log_), base); err) {
       set_error(err.code, err.what);
       no_slot = true;  // try again next round
       return false;
@@ -341,6 +344,8 @@ void QueueStore::maybe_snapshot(std::uint64_t now_mono, bool force) {
   // older kept snapshot may name offsets below; a restore skips what is gone).
   const std::uint64_t low = unsettled_.empty() ? log_->log_end_offset() : unsettled_.lowest();
   log_->delete_segments_below(low);
+  std::vector<ReplicaWaiter> none;
+  pub_.published(*log_, none);
   since_snapshot_ = 0;
   last_snapshot_ns_ = now_mono;
 }

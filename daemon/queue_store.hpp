@@ -6,6 +6,7 @@
 #include "log/segment_log.hpp"
 #include "queue_record.hpp"
 #include "queue_store_offsets.hpp"
+#include "replication_hub.hpp"
 #include "ring/queue_ring.hpp"
 
 #include <deque>
@@ -54,6 +55,8 @@ class QueueStore {
 
   /// The queue's own fsync policy as given at creation ("" = the daemon's): kept in queue.meta.
   void set_fsync_spec(std::string spec) { fsync_spec_ = std::move(spec); }
+  /// Replication (docs/replication.md): the log is published to the hub once it is open.
+  void set_hub(ReplicationHub* hub) noexcept { hub_ = hub; }
   /// Opens the log if its directory exists (a restart): recovery, snapshot, replay; the messages
   /// still unsettled are queued for loading back. False (logged) if the log cannot be opened.
   bool open_existing();
@@ -63,6 +66,9 @@ class QueueStore {
   std::size_t load_backlog(std::uint64_t now_mono);
   /// fsync if the policy (or a durable waiter) asks; then tells the producers. force: always.
   void maybe_flush(std::uint64_t now_mono, bool force);
+  /// Read-committed queues: hands the gated messages that are committed now (below the high
+  /// watermark when replicating, else fsync'ed) to the consumers. Returns how many.
+  std::size_t release_committed();
   /// Snapshot + segment deletion when due (or force, after a flush).
   void maybe_snapshot(std::uint64_t now_mono, bool force);
   void publish_stats() noexcept;
@@ -84,10 +90,12 @@ class QueueStore {
   void clear_error();
   /// A slot popped from the persist ring: queue its record(s). False: nothing to do (stale).
   void classify(std::uint32_t slot);
-  void add_message(std::uint32_t slot, std::uint8_t flags);
+  void add_message(std::uint32_t slot, std::uint8_t flags, std::uint64_t word);
   void add_settle(std::uint32_t slot, std::uint64_t word, SettleReason why);
   bool append_batch();
   void drain_without_log();
+  /// A gated slot to the ready ring (READY) or the queue agent (SCHEDULED).
+  void release(std::uint32_t slot, std::uint64_t word);
   /// ACKED (word) -> FREE and to the free ring: the end of a PERSISTENT slot's life.
   void free_acked(std::uint32_t slot, std::uint64_t word);
   bool load_one(std::uint64_t offset, std::uint64_t now_mono, bool& no_slot);
@@ -127,13 +135,23 @@ class QueueStore {
   std::uint32_t drain_gen_ = 0;
   std::int64_t now_real_ = 0;               // the clocks of this drain, read once
   bool durable_wait_ = false;               // the batch holds a message whose producer waits
-  struct SeqNote { std::uint32_t entry, pid; std::uint64_t seq, incarnation; };
+  struct SeqNote { std::uint32_t entry, pid; std::uint64_t seq, incarnation; std::uint64_t offset; bool replicated; };
   std::vector<SeqNote> batch_seqs_;         // producers' sequences in the batch (announced after its flush)
   std::uint64_t now_mono_ = 0;
   // Durable acknowledgements: per producer entry, highest seq logged and not yet announced.
   std::uint64_t pending_seq_[layout::kQueueMaxProducers] = {};
   std::uint32_t pending_pid_[layout::kQueueMaxProducers] = {};
   bool flush_now_ = false;
+  ReplicationHub* hub_ = nullptr;
+  LogPublisher pub_;
+  std::vector<ReplicaWaiter> repl_waiters_;  // Acks::Replicated producers of the last batch
+  struct Gate {
+    std::uint64_t offset;  // its message record
+    std::uint32_t slot;
+    std::uint64_t gen;     // the slot word's generation: a slot reused since is not released
+  };
+  std::vector<Gate> batch_gates_;  // gated messages of the batch being built
+  std::deque<Gate> gated_;         // logged, waiting to be committed (offset order)
   std::uint64_t unflushed_ = 0, first_unflushed_ns_ = 0;
   std::uint64_t since_snapshot_ = 0, last_snapshot_ns_ = 0;
 };

@@ -42,6 +42,7 @@ std::size_t QueueStore::drain(std::uint64_t now_mono) {
   settles_.clear();
   durable_wait_ = false;
   batch_seqs_.clear();
+  batch_gates_.clear();
   if (q_.persist_ring().looks_empty() && retry_.empty() && deferred_.empty()) return 0;
   if (!ensure_log()) {
     drain_without_log();
@@ -85,7 +86,31 @@ void QueueStore::drain_without_log() {
     // Acquire: pairs with the release CAS that made it ACKED.
     const std::uint64_t w = q_.slot(s)->state.load(std::memory_order_acquire);
     if (QWord::state(w) == QState::Acked) free_acked(s, w);
+    else if ((std::atomic_ref<std::uint8_t>(q_.slot(s)->flags).load(std::memory_order_relaxed) & layout::kQFlagGated) != 0)
+      release(s, w);  // nothing can be committed without a log: deliver rather than hold it forever
   }
+}
+
+void QueueStore::release(std::uint32_t s, std::uint64_t w) {
+  if (QWord::state(w) == QState::Ready) q_.push_ready(s, q_.header().persist_push);
+  else if (QWord::state(w) == QState::Scheduled) ring::QueueRing::push(q_.agent_ring(), s, q_.header().persist_push);
+}
+
+std::size_t QueueStore::release_committed() {
+  if (gated_.empty() || !log_) return 0;
+  // Committed: below the high watermark on a replicating leader, else fsync'ed.
+  const std::uint64_t committed = pub_.replicating() ? pub_.high_watermark() : log_->recovery_point();
+  std::size_t n = 0;
+  while (!gated_.empty() && gated_.front().offset < committed) {
+    const Gate g = gated_.front();
+    gated_.pop_front();
+    // Acquire: pairs with the release that published the slot's state (its header is ours to read).
+    const std::uint64_t w = q_.slot(g.slot)->state.load(std::memory_order_acquire);
+    if (QWord::gen(w) != g.gen) continue;  // expired or removed and reused since: nothing to release
+    release(g.slot, w);
+    ++n;
+  }
+  return n;
 }
 
 void QueueStore::free_acked(std::uint32_t s, std::uint64_t word) {
@@ -114,7 +139,7 @@ void QueueStore::classify(std::uint32_t s) {
     if (popped_in_[s] == drain_gen_ && QWord::state(w2) != QState::Acked) return;
     popped_.push_back(s);
     popped_in_[s] = drain_gen_;
-    if (logged_[s] == kNone) add_message(s, fl);
+    if (logged_[s] == kNone) add_message(s, fl, w2);
     if (QWord::state(w2) != QState::Acked) return;
     if (settled_in_[s] == drain_gen_) return;
     const auto why = h->reason == 0 ? SettleReason::Acked
@@ -126,7 +151,7 @@ void QueueStore::classify(std::uint32_t s) {
   }
 }
 
-void QueueStore::add_message(std::uint32_t s, std::uint8_t fl) {
+void QueueStore::add_message(std::uint32_t s, std::uint8_t fl, std::uint64_t word) {
   const auto* h = q_.slot(s);
   QueueMessageRecord r{};
   r.timestamp_ns = h->timestamp_ns;
@@ -152,8 +177,10 @@ void QueueStore::add_message(std::uint32_t s, std::uint8_t fl) {
   batch_bytes_ += sizeof r + len;
   logged_[s] = log_->log_end_offset() + batch_.size() - 1;
   batch_slots_.push_back(s);
-  batch_seqs_.push_back({h->producer_entry, h->producer_id, h->producer_seq, h->incarnation});
+  batch_seqs_.push_back({h->producer_entry, h->producer_id, h->producer_seq, h->incarnation, logged_[s],
+                         (fl & layout::kQFlagReplicatedWait) != 0});
   if ((fl & layout::kQFlagDurableWait) != 0) durable_wait_ = true;
+  if ((fl & layout::kQFlagGated) != 0) batch_gates_.push_back({logged_[s], s, QWord::gen(word)});
 }
 
 void QueueStore::add_settle(std::uint32_t s, std::uint64_t word, SettleReason why) {
@@ -178,7 +205,7 @@ bool QueueStore::append_batch() {
     batch_[i].value = is_settle_[i] != 0 ? bytes_of(settle_values_[st++]) : bytes_of(heads_[m++]);
   std::uint64_t base = 0;
   const std::uint64_t expected = log_->log_end_offset();
-  if (auto err = log_->append(batch_, 0, base); err) {
+  if (auto err = log_->append(batch_, pub_.epoch_for(*log_), base); err) {
     set_error(err.code, err.what);
     for (auto s : batch_slots_) logged_[s] = kNone;  // logged again when retried
     retry_ = popped_;
@@ -196,6 +223,10 @@ bool QueueStore::append_batch() {
     if (i == 0 || b.incarnation != batch_seqs_[i - 1].incarnation) hi = &producers_[b.incarnation];
     *hi = std::max(*hi, b.seq);
     if (b.entry >= layout::kQueueMaxProducers) continue;  // a restored message or a DLQ copy
+    if (b.replicated) {  // released by the replicator when the high watermark passes it
+      repl_waiters_.push_back({b.offset, b.entry, b.pid, b.seq});
+      continue;
+    }
     pending_seq_[b.entry] = std::max(pending_seq_[b.entry], b.seq);
     pending_pid_[b.entry] = b.pid;
   }
@@ -204,6 +235,9 @@ bool QueueStore::append_batch() {
     logged_[p.slot] = kNone;
     free_acked(p.slot, p.word);
   }
+  gated_.insert(gated_.end(), batch_gates_.begin(), batch_gates_.end());
+  batch_gates_.clear();
+  pub_.published(*log_, repl_waiters_);
   // Relaxed: statistics.
   q_.header().persisted.fetch_add(batch_slots_.size(), std::memory_order_relaxed);
   if (unflushed_ == 0) first_unflushed_ns_ = now_mono_;

@@ -34,6 +34,7 @@ void Conductor::handle_frame(Client& c, const control::FrameHeader& h, const std
       case MsgType::DeleteTemp: return on_delete_temp(c, body, h.request_id);
       case MsgType::CommitPosition: return on_commit_position(c, body, h.request_id);
       case MsgType::Unsubscribe: return on_unsubscribe(c, body, h.request_id);
+      case MsgType::Promote: return on_promote(c, h.request_id);
       case MsgType::Detach:
         c.closing = true;
         c.close_reason = "detached";
@@ -152,7 +153,7 @@ Conductor::Dest& Conductor::create_queue(const std::string& uri, const std::stri
   qc.dest_id = d.id;
   qc.max_deliveries = m.max_deliveries;
   qc.redelivery_delay_ns = m.redelivery_delay_ns;
-  qc.flags = m.queue_flags & (layout::kQueueDlqEnabled | layout::kQueueExpiredToDlq | layout::kQueueIsDlq);
+  qc.flags = m.queue_flags & (layout::kQueueDlqEnabled | layout::kQueueExpiredToDlq | layout::kQueueIsDlq | layout::kQueueReadCommitted);
   qc.name = name;
   if (!ring::QueueRing::init(d.shm->base(), d.shm->size(), qc))
     throw Error(ErrorCode::Internal, uri + ": the queue layout could not be initialised");
@@ -230,7 +231,31 @@ Conductor::Dest& Conductor::find_or_create(const std::string& uri, const std::st
   return dests_.emplace(uri, std::move(d)).first->second;
 }
 
+void Conductor::check_leader() const {
+  if (repl_ == nullptr || repl_->role() == repl::NodeRole::Leader) return;
+  if (repl_->role() == repl::NodeRole::Fenced)
+    throw Error(ErrorCode::NotLeader, "this shmbusd was fenced: a newer leader (" + repl_->leader() +
+                                          ") took over; restart it to follow, and attach to the leader");
+  throw Error(ErrorCode::NotLeader, "this shmbusd is a replication follower of " + repl_->leader() +
+                                        ": producers and consumers attach to the leader (or run `shmbus promote` here)");
+}
+
+void Conductor::on_promote(Client& c, std::uint32_t id) {
+  if (repl_ == nullptr)
+    throw Error(ErrorCode::InvalidArgument, "this shmbusd does not replicate: there is nothing to promote (start it with --follow)");
+  std::uint32_t epoch = 0;
+  std::string err;
+  if (!repl_->promote(epoch, err)) throw Error(ErrorCode::InvalidArgument, "cannot promote: " + err);
+  // The logs are the persistence agent's now: the queues and topics come back as after a restart.
+  restore_stored_queues();
+  restore_durable_topics();
+  control::Writer w;
+  w.u32(epoch);
+  reply(c, MsgType::PromoteOk, w, id);
+}
+
 void Conductor::on_open(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  check_leader();
   control::Reader r(body);
   control::OpenDest m;
   control::decode(r, m);
@@ -367,6 +392,7 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
   s.daemon_pid = ::getpid();
   s.dir = cfg_.dir;
   s.uptime_ms = (common::mono_ns() - started_ns_) / 1'000'000;
+  if (repl_ != nullptr) s.replication = repl_->stats();
   std::map<std::uint32_t, int> pid_of;
   for (const auto& [fd, cl] : clients_) {
     if (!cl.index) continue;
@@ -420,6 +446,7 @@ void Conductor::on_stat(Client& c, std::uint32_t id) {
 }
 
 void Conductor::on_create_temp(Client& c, const std::vector<std::uint8_t>& body, std::uint32_t id) {
+  check_leader();
   control::Reader r(body);
   control::CreateTemp m;
   control::decode(r, m);

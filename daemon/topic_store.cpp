@@ -76,6 +76,8 @@ bool TopicStore::open() {
          rep.truncated_file + " position " + std::to_string(rep.truncated_at_position) + ", " + rep.reason + "): " +
          std::to_string(rep.bytes_dropped) + " bytes dropped");
   if (log_->epochs().empty()) log_->assign_epoch(0);
+  pub_.attach(hub_, "topic." + name_, dir_, nullptr, keep_);
+  pub_.published(*log_, no_waiters_);
   return true;
 }
 
@@ -145,13 +147,14 @@ std::size_t TopicStore::drain(std::uint64_t now_mono, std::uint64_t limit) {
     batch_[i].value = {scratch_.data() + value_at_[i], end - value_at_[i]};
   }
   std::uint64_t base = 0;
-  if (auto err = log_->append(batch_, 0, base); err) {
+  if (auto err = log_->append(batch_, pub_.epoch_for(*log_), base); err) {
     if (!failing_) error("topic://" + name_ + ": PERSISTENT messages cannot be written (" + err.what + "); retrying");
     failing_ = true;
     // Relaxed: statistics.
     if (figures_) figures_->error.store(static_cast<std::uint32_t>(err.code), std::memory_order_relaxed);
     return 0;
   }
+  pub_.published(*log_, no_waiters_);
   if (failing_) info("topic://" + name_ + ": its log is writable again");
   failing_ = false;
   // Relaxed: statistics.
@@ -191,6 +194,7 @@ void TopicStore::maintain(std::uint64_t now_mono, std::uint64_t min_position) {
            std::to_string(st.records_after) + " records (" + std::to_string(st.bytes_before) + " -> " +
            std::to_string(st.bytes_after) + " bytes)");
   }
+  pub_.published(*log_, no_waiters_);
 }
 
 void TopicStore::publish_stats() noexcept {

@@ -43,6 +43,7 @@ class TopicStore {
              std::shared_ptr<void> keep, FsyncPolicy fsync, TopicLogPolicy policy, log::LogConfig cfg,
              std::shared_ptr<TopicLogFigures> figures);
   void publish_stats() noexcept;
+  void set_hub(ReplicationHub* hub) noexcept { hub_ = hub; }
   bool open();
   /// Reads the ring up to where it is now and writes the PERSISTENT messages as one batch.
   std::size_t drain(std::uint64_t now_mono, std::uint64_t limit = ~0ULL);
@@ -80,6 +81,9 @@ class TopicStore {
   std::uint64_t lost_ = 0;
   std::uint64_t unflushed_ = 0, first_unflushed_ns_ = 0, last_compact_ns_ = 0;
   bool failing_ = false;
+  ReplicationHub* hub_ = nullptr;
+  LogPublisher pub_;  // declared after log_: unpublished before the log closes
+  std::vector<ReplicaWaiter> no_waiters_;
 };
 
 }  // namespace shmbus::daemon

@@ -5,7 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # clang + libclang-rt-dev (the libFuzzer runtime, only recommended by clang): scripts/fuzz.sh.
-PKGS=(g++ cmake make libboost-dev libconcurrentqueue-dev libbenchmark-dev libgtest-dev libgmock-dev clang libclang-rt-dev)
+# libssl-dev: HMAC-SHA256 of the replication handshake; zookeeper + libzookeeper-mt-dev: automatic
+# failover (docs/replication.md, docs/zookeeper.md). zookeeper comes without its recommends (Java
+# runtime only: the tests run the server from its jars).
+PKGS=(g++ cmake make libboost-dev libconcurrentqueue-dev libbenchmark-dev libgtest-dev libgmock-dev clang libclang-rt-dev
+      libssl-dev libzookeeper-mt-dev)
+NORECOMMENDS=(zookeeper)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -16,6 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+for p in "${NORECOMMENDS[@]}"; do
+  if ! dpkg -s "$p" >/dev/null 2>&1; then
+    echo "setup: installing $p" >&2
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    [ ${#missing[@]} -gt 0 ] || $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$p" >/dev/null
+  fi
+done
 
 BUILD_DIR="${1:-build}"
 shift || true

@@ -112,9 +112,9 @@ bool parse_opts(const std::vector<std::string>& args, Opts& o, unsigned allow) {
       } else if (a == "--acks") {
         if (v == "memory") o.acks = Acks::Memory;
         else if (v == "durable") o.acks = Acks::Durable;
+        else if (v == "replicated") o.acks = Acks::Replicated;
         else {
-          std::cerr << "shmbus: --acks needs memory or durable, not '" << v << "'"
-                    << (v == "replicated" ? " (replication is not built yet)" : "") << "\n";
+          std::cerr << "shmbus: --acks needs memory, durable or replicated, not '" << v << "'\n";
           return false;
         }
       } else if (a == "--ack") {
@@ -239,12 +239,62 @@ void print_json(const BusStats& s) {
     }
     std::cout << "]}";
   }
-  std::cout << "]}\n";
+  const ReplicationStats& r = s.replication;
+  std::cout << "],\"replication\":{\"role\":\"" << json_escape(r.role) << "\",\"epoch\":" << r.epoch << ",\"self\":\""
+            << json_escape(r.self) << "\",\"leader\":\"" << json_escape(r.leader) << "\",\"connected\":"
+            << (r.connected ? "true" : "false") << ",\"min_insync\":" << r.min_insync << ",\"bytes\":" << r.bytes
+            << ",\"in_sync\":[";
+  for (std::size_t i = 0; i < r.in_sync.size(); ++i) std::cout << (i ? "," : "") << "\"" << json_escape(r.in_sync[i]) << "\"";
+  std::cout << "],\"replicas\":[";
+  for (std::size_t i = 0; i < r.replicas.size(); ++i) {
+    const auto& x = r.replicas[i];
+    std::cout << (i ? "," : "") << "{\"address\":\"" << json_escape(x.address) << "\",\"connected\":"
+              << (x.connected ? "true" : "false") << ",\"in_sync\":" << (x.in_sync ? "true" : "false") << ",\"lag\":" << x.lag
+              << ",\"caught_up_ms_ago\":" << x.caught_up_ms_ago << ",\"bytes\":" << x.bytes << "}";
+  }
+  std::cout << "],\"logs\":[";
+  for (std::size_t i = 0; i < r.logs.size(); ++i) {
+    const auto& l = r.logs[i];
+    std::cout << (i ? "," : "") << "{\"log\":\"" << json_escape(l.log) << "\",\"log_start_offset\":" << l.log_start_offset
+              << ",\"log_end_offset\":" << l.log_end_offset << ",\"high_watermark\":" << l.high_watermark
+              << ",\"replica_offsets\":{";
+    for (std::size_t k = 0; k < l.replica_offsets.size() && k < r.replicas.size(); ++k)
+      std::cout << (k ? "," : "") << "\"" << json_escape(r.replicas[k].address) << "\":" << l.replica_offsets[k];
+    std::cout << "}}";
+  }
+  std::cout << "]}}\n";
+}
+
+void print_replication(const ReplicationStats& r) {
+  if (r.role == "standalone") return;
+  std::cout << "replication: " << r.role << "  epoch " << r.epoch << "  self " << r.self;
+  if (r.role == "follower") {
+    std::cout << "  leader " << r.leader << (r.connected ? " (fetching)" : " (not connected)") << "  fetched " << r.bytes
+              << " B\n";
+    for (const auto& l : r.logs)
+      std::cout << "    " << l.log << "  offsets " << l.log_start_offset << ".." << l.log_end_offset << "  leader's high watermark "
+                << l.high_watermark << "\n";
+    return;
+  }
+  std::cout << "  min in-sync " << r.min_insync << "  in-sync set {";
+  for (std::size_t i = 0; i < r.in_sync.size(); ++i) std::cout << (i ? ", " : "") << r.in_sync[i];
+  std::cout << "}\n";
+  for (const auto& x : r.replicas)
+    std::cout << "    replica " << x.address << (x.connected ? "  connected" : "  DISCONNECTED") << (x.in_sync ? "  in sync" : "  NOT IN SYNC")
+              << "  lag " << x.lag << " records  caught up " << x.caught_up_ms_ago << " ms ago  sent " << x.bytes << " B\n";
+  for (const auto& l : r.logs) {
+    std::cout << "    " << l.log << "  offsets " << l.log_start_offset << ".." << l.log_end_offset << "  high watermark "
+              << l.high_watermark;
+    for (std::size_t k = 0; k < l.replica_offsets.size() && k < r.replicas.size(); ++k)
+      std::cout << "  " << r.replicas[k].address << "@" << l.replica_offsets[k];
+    std::cout << "\n";
+  }
 }
 
 void print_text(const BusStats& s) {
   std::cout << "shmbusd pid " << s.daemon_pid << " on " << s.dir << ", up " << s.uptime_ms / 1000 << " s, "
             << s.clients.size() << " client(s)\n";
+  print_replication(s.replication);
   if (s.destinations.empty()) std::cout << "no destinations\n";
   for (const auto& d : s.destinations) {
     if (is_queue(d)) {
@@ -289,6 +339,14 @@ void print_text(const BusStats& s) {
 
 namespace {
 
+DestinationOptions dest_options(const Common& c) {
+  DestinationOptions o;
+  o.capacity = c.capacity;
+  o.max_message_size = c.max_size;
+  o.read_committed = c.read_committed;
+  return o;
+}
+
 std::unique_ptr<OutgoingMessage> make_message(BodyKind k) {
   switch (k) {
     case BodyKind::Bytes: return std::make_unique<BytesMessage>();
@@ -309,7 +367,7 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
     return kUsage;
   if (o.positional.empty() || o.positional.size() > 2) {
     std::cerr << "shmbus: usage: shmbus send DEST [--type text|bytes|map|stream] [--property K[:TYPE]=V ...] "
-                 "[--correlation-id ID] [--persistent [--acks memory|durable]] [--priority 0-9] [--ttl MS] [--delay MS] [--count N] "
+                 "[--correlation-id ID] [--persistent [--acks memory|durable|replicated]] [--priority 0-9] [--ttl MS] [--delay MS] [--count N] "
                  "[TEXT | -]\n";
     return kUsage;
   }
@@ -318,8 +376,8 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
     std::cerr << "shmbus: --acks is for PERSISTENT messages: add --persistent\n";
     return kUsage;
   }
-  if (o.acks == Acks::Durable && dest.kind() == Destination::Kind::Topic) {
-    std::cerr << "shmbus: --acks durable is for queues: " << dest.uri()
+  if ((o.acks == Acks::Durable || o.acks == Acks::Replicated) && dest.kind() == Destination::Kind::Topic) {
+    std::cerr << "shmbus: --acks " << (o.acks == Acks::Durable ? "durable" : "replicated") << " is for queues: " << dest.uri()
               << " is a topic (topics do not write PERSISTENT messages to disk yet)\n";
     return kUsage;
   }
@@ -371,7 +429,7 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
   if (o.acks) popts.acks = *o.acks;
   auto conn = factory(c, "shmbus-send").create_connection();
   auto session = conn.create_session();
-  auto producer = session.create_producer(dest, popts, {c.capacity, c.max_size});
+  auto producer = session.create_producer(dest, popts, dest_options(c));
   std::uint64_t sent = 0;
   const auto one = [&](std::size_t input_size) -> bool {
     const auto st = producer.send(*msg);
@@ -384,6 +442,10 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
     else if (st == Status::NotDurable)
       std::cerr << "shmbus: " << dest.uri() << ": the daemon cannot write PERSISTENT messages to disk (see shmbus stat: "
                 << "persist_error); sent " << sent << " message(s)\n";
+    else if (st == Status::NotReplicated)
+      std::cerr << "shmbus: " << dest.uri() << ": not replicated: fewer in-sync replicas than the leader's --min-insync, "
+                << "or the high watermark did not pass the message in time (see shmbus stat: replication); sent " << sent
+                << " message(s)\n";
     else if (st == Status::QueueFull)
       std::cerr << "shmbus: " << dest.uri() << " is full: no consumer freed a slot within "
                 << popts.send_timeout.count() << " ms; sent " << sent << " message(s)\n";
@@ -464,8 +526,8 @@ int cmd_recv(const Common& c, const std::vector<std::string>& args) {
   // same message to it again).
   if (o.no_ack) copts.ack_timeout = std::chrono::milliseconds(0);
   copts.selector = o.selector.value_or(std::string{});
-  auto consumer = o.durable ? session.create_durable_subscriber(Topic(dest.name()), *o.durable, copts, {c.capacity, c.max_size})
-                            : session.create_consumer(dest, copts, {c.capacity, c.max_size});
+  auto consumer = o.durable ? session.create_durable_subscriber(Topic(dest.name()), *o.durable, copts, dest_options(c))
+                            : session.create_consumer(dest, copts, dest_options(c));
   // Tell a waiting script we are subscribed (stderr, so stdout carries only messages).
   std::cerr << "shmbus: subscribed to " << dest.uri();
   if (o.durable) std::cerr << " as durable subscription '" << *o.durable << "'";
@@ -533,6 +595,18 @@ int cmd_stat(const Common& c, const std::vector<std::string>& args) {
   const BusStats s = factory(c, "shmbus-stat").create_connection().stats();
   if (o.json) print_json(s);
   else print_text(s);
+  return kOk;
+}
+
+int cmd_promote(const Common& c, const std::vector<std::string>& args) {
+  Opts o;
+  if (!parse_opts(args, o, 0)) return kUsage;
+  if (!o.positional.empty()) {
+    std::cerr << "shmbus: usage: shmbus promote [--dir DIR]\n";
+    return kUsage;
+  }
+  const std::uint32_t epoch = factory(c, "shmbus-promote").create_connection().promote();
+  std::cout << "promoted: this shmbusd leads now, epoch " << epoch << "\n";
   return kOk;
 }
 

@@ -13,11 +13,14 @@ commands:
                                        nothing arrives for MS milliseconds
   stat [--json]                        destinations, producers, consumers, positions and counters
   unsubscribe topic://NAME SUB         delete durable subscription SUB of the topic (and, with the last one, its log)
+  promote                              make the replication follower serving DIR the leader, with a new epoch
   dump-log PATH [--records]            print the batches (and records) of a segment log file or directory;
                                        exit 0 if all valid, 3 on a bad CRC or torn tail, 2 on usage/IO errors
 options for send/recv (used only when the destination is created):
   --capacity SLOTS   ring slots (power of two, default 4096)
   --max-size BYTES   largest message, headers and properties included (default 4096)
+  --read-committed   queues: consumers see a PERSISTENT message only once it is committed (below the
+                     leader's high watermark when replicating, else fsync'ed)
 options for send:
   --type T           text (default): a TextMessage per TEXT/line; bytes: a BytesMessage of its bytes;
                      map: whitespace-separated K=V entries; stream: whitespace-separated values
@@ -27,8 +30,9 @@ options for send:
   --correlation-id ID  JMSCorrelationID
   --persistent       JMSDeliveryMode PERSISTENT: queues write it to their log in DIR/data (it survives
                      a daemon restart); topics carry it in the header only
-  --acks A           with --persistent: memory (default: return once queued) or durable (return once
-                     written and fsync'ed by the daemon)
+  --acks A           with --persistent: memory (default: return once queued), durable (return once
+                     written and fsync'ed by the daemon) or replicated (return once every in-sync replica
+                     has it, at least --min-insync of them; else exit 4, not replicated)
   --priority N       0 (lowest) to 9 (highest), default 4 (queues deliver higher first)
   --ttl MS           not delivered once MS milliseconds have passed since the send (0: never expires)
   --delay MS         queues only: not delivered before MS milliseconds have passed since the send
@@ -77,6 +81,8 @@ int main(int argc, char** argv) {
         return kUsage;
       }
       (a == "--capacity" ? c.capacity : c.max_size) = v;
+    } else if (a == "--read-committed") {
+      c.read_committed = true;
     } else if (a == "-h" || a == "--help") {
       std::cout << kHelp;
       return kOk;
@@ -93,6 +99,7 @@ int main(int argc, char** argv) {
     if (cmd == "recv") return cmd_recv(c, rest);
     if (cmd == "stat") return cmd_stat(c, rest);
     if (cmd == "unsubscribe") return cmd_unsubscribe(c, rest);
+    if (cmd == "promote") return cmd_promote(c, rest);
     if (cmd == "dump-log") return cmd_dump_log(c, rest);
     std::cerr << "shmbus: unknown command '" << cmd << "'\n" << kHelp;
     return kUsage;

@@ -148,6 +148,12 @@ BusStats Connection::stats() const {
   control::decode(r, s);
   return s;
 }
+std::uint32_t Connection::promote() {
+  if (!impl_) throw Error(ErrorCode::Closed, "the connection is closed");
+  const auto body = impl_->call(control::MsgType::Promote, control::Writer{}, control::MsgType::PromoteOk);
+  control::Reader r(body);
+  return r.u32();
+}
 std::uint32_t Connection::client_id() const noexcept { return impl_ ? impl_->client_index : 0; }
 void Connection::close() {
   if (impl_) impl_->close();

@@ -81,6 +81,8 @@ const char* to_string(ErrorCode c) noexcept {
     case ErrorCode::Closed: return "closed";
     case ErrorCode::PartiallyCommitted: return "partially-committed";
     case ErrorCode::NotDurable: return "not-durable";
+    case ErrorCode::NotLeader: return "not-leader";
+    case ErrorCode::NotReplicated: return "not-replicated";
   }
   return "unknown";
 }
@@ -99,6 +101,7 @@ const char* to_string(Status s) noexcept {
     case Status::AckTooLate: return "ack-too-late";
     case Status::InvalidMessage: return "invalid-message";
     case Status::NotDurable: return "not-durable";
+    case Status::NotReplicated: return "not-replicated";
   }
   return "unknown";
 }

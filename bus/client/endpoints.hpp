@@ -87,7 +87,9 @@ struct ProducerImpl : EndpointBase {
   /// PERSISTENT sends are refused while the daemon cannot write the queue's log.
   bool log_failing() const noexcept;
   /// Acks::Durable: waits until the persistence agent says producer_seq `seq` is on disk.
-  Status wait_durable(std::uint64_t seq) noexcept;
+  Status wait_durable(std::uint64_t seq, bool replicated = false) noexcept;
+  /// Acks::Replicated can be promised now: a leader with at least min.insync replicas in sync.
+  bool replicas_ok() const noexcept;
   // The message model
   std::uint64_t incarnation = 0;  // random, 0 with disable_message_id
   std::string dest_uri;           // JMSDestination

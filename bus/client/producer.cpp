@@ -106,6 +106,7 @@ Status ProducerImpl::queue_send_message(const OutgoingMessage& m, const SendOpti
   if (m.encoded_size_hint() + dest_uri.size() > cap + std::size_t{6}) return Status::MessageTooLarge;
   const Effective e = effective(o);
   if (e.mode == DeliveryMode::Persistent && log_failing()) return Status::NotDurable;
+  if (e.mode == DeliveryMode::Persistent && opts.acks == Acks::Replicated && !replicas_ok()) return Status::NotReplicated;
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
   const std::int64_t now = real_now(e);

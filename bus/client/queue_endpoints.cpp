@@ -75,6 +75,7 @@ ring::QueueSendMeta ProducerImpl::meta(std::uint32_t length, const Effective& e,
   m.timestamp_ns = timestamps ? now_real : 0;
   m.persistent = e.mode == DeliveryMode::Persistent;
   m.durable_wait = m.persistent && opts.acks == Acks::Durable;  // transacted: commit() waits
+  m.replicated_wait = m.persistent && opts.acks == Acks::Replicated;
   m.producer_seq = ++sequence;
   m.producer_id = id;
   m.incarnation = incarnation;
@@ -89,7 +90,7 @@ Status ProducerImpl::publish(std::uint32_t slot, const ring::QueueSendMeta& m) n
     return Status::Ok;
   }
   qwriter.publish(slot, m);
-  if (m.durable_wait) return wait_durable(m.producer_seq);
+  if (m.durable_wait || m.replicated_wait) return wait_durable(m.producer_seq, m.replicated_wait);
   return Status::Ok;
 }
 
@@ -99,7 +100,15 @@ bool ProducerImpl::log_failing() const noexcept {
   return qwriter.ring().header().persist_error.load(std::memory_order_relaxed) != 0;
 }
 
-Status ProducerImpl::wait_durable(std::uint64_t seq) noexcept {
+bool ProducerImpl::replicas_ok() const noexcept {
+  const auto& region = conn->header();
+  // Relaxed: hints the daemon's replicator publishes (region_layout.hpp); the wait itself is
+  // released by the `durable` word.
+  const std::uint32_t min = region.repl_min_insync.load(std::memory_order_relaxed);
+  return min != 0 && region.repl_isr.load(std::memory_order_relaxed) >= min;
+}
+
+Status ProducerImpl::wait_durable(std::uint64_t seq, bool replicated) noexcept {
   auto& e = qwriter.entry();
   auto& region = conn->header();
   const std::uint64_t deadline = common::mono_ns() + common::ms_to_ns_capped(opts.send_timeout);
@@ -116,9 +125,10 @@ Status ProducerImpl::wait_durable(std::uint64_t seq) noexcept {
   std::atomic<std::uint32_t> parked{0};  // the daemon never needs to uncount a durable waiter: slices are short
   while (!done()) {
     if (log_failing()) return Status::NotDurable;
+    if (replicated && !replicas_ok()) return Status::NotReplicated;
     if (!conn->alive()) return Status::DaemonGone;
     const std::uint64_t now = common::mono_ns();
-    if (now >= deadline) return Status::NotDurable;
+    if (now >= deadline) return replicated ? Status::NotReplicated : Status::NotDurable;
     // The agent stores `durable` (release) then bumps durable_seq and wakes (wake_waiters).
     ring::park_once(e.durable_seq, e.durable_waiters, parked, std::min(deadline - now, kParkSliceNs),
                     [&] { return !done(); });
@@ -130,6 +140,7 @@ Status ProducerImpl::queue_send(std::span<const std::byte> body, const SendOptio
   if (body.size() > qwriter.ring().max_payload()) return Status::MessageTooLarge;
   const Effective e = effective(o);
   if (e.mode == DeliveryMode::Persistent && log_failing()) return Status::NotDurable;
+  if (e.mode == DeliveryMode::Persistent && opts.acks == Acks::Replicated && !replicas_ok()) return Status::NotReplicated;
   std::uint32_t slot = 0;
   if (auto st = acquire(slot); st != Status::Ok) return st;
   std::memcpy(qwriter.ring().payload(slot), body.data(), body.size());
@@ -383,14 +394,16 @@ void Session::commit() {
     std::uint64_t last = 0;
     for (auto& [slot, m] : p->pending) {
       p->qwriter.publish(slot, m);
-      if (m.durable_wait) last = m.producer_seq;
+      if (m.durable_wait || m.replicated_wait) last = m.producer_seq;
     }
     p->pending.clear();
     if (last != 0) durable.emplace_back(p, last);
   }
   for (auto [p, seq] : durable)
-    if (const auto st = p->wait_durable(seq); st != Status::Ok)
-      throw Error(st == Status::DaemonGone ? ErrorCode::DaemonGone : ErrorCode::NotDurable,
+    if (const auto st = p->wait_durable(seq, p->opts.acks == Acks::Replicated); st != Status::Ok)
+      throw Error(st == Status::DaemonGone      ? ErrorCode::DaemonGone
+                  : st == Status::NotReplicated ? ErrorCode::NotReplicated
+                                                : ErrorCode::NotDurable,
                   std::string("commit: the transaction's sends are published, but its PERSISTENT messages could not be "
                               "made durable (") + to_string(st) + "; see shmbus stat: persist_error); its receives are not "
                               "acknowledged");

@@ -51,7 +51,8 @@ Opened open_dest(detail::ConnectionImpl& c, const Destination& d, control::Role 
   m.ack_timeout_ns = mode == AckMode::Auto ? 0 : common::ms_to_ns_capped(ack_timeout);
   m.max_deliveries = o.max_deliveries;
   m.redelivery_delay_ns = common::ms_to_ns_capped(o.redelivery_delay);
-  m.queue_flags = (o.dead_letter_queue ? layout::kQueueDlqEnabled : 0U) | (o.expired_to_dlq ? layout::kQueueExpiredToDlq : 0U);
+  m.queue_flags = (o.dead_letter_queue ? layout::kQueueDlqEnabled : 0U) | (o.expired_to_dlq ? layout::kQueueExpiredToDlq : 0U) |
+                  (o.read_committed ? layout::kQueueReadCommitted : 0U);
   m.fsync_mode = static_cast<std::uint8_t>(o.fsync.mode);
   m.fsync_value = o.fsync.value;
   m.subscription = subscription;

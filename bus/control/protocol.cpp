@@ -195,6 +195,19 @@ Writer encode(const StatReply& m) {
     w.u32(static_cast<std::uint32_t>(d.durable_subscriptions.size()));
     for (const auto& s : d.durable_subscriptions) w.str(s.name).u64(s.position).u8(s.active ? 1 : 0);
   }
+  const ReplicationStats& rp = m.replication;
+  w.str(rp.role).u32(rp.epoch).str(rp.self).str(rp.leader).u8(rp.connected ? 1 : 0).u32(rp.min_insync).u64(rp.bytes);
+  w.u32(static_cast<std::uint32_t>(rp.in_sync.size()));
+  for (const auto& a : rp.in_sync) w.str(a);
+  w.u32(static_cast<std::uint32_t>(rp.replicas.size()));
+  for (const auto& x : rp.replicas)
+    w.str(x.address).u8(x.connected ? 1 : 0).u8(x.in_sync ? 1 : 0).u64(x.lag).u64(x.caught_up_ms_ago).u64(x.bytes);
+  w.u32(static_cast<std::uint32_t>(rp.logs.size()));
+  for (const auto& l : rp.logs) {
+    w.str(l.log).u64(l.log_start_offset).u64(l.log_end_offset).u64(l.high_watermark);
+    w.u32(static_cast<std::uint32_t>(l.replica_offsets.size()));
+    for (const auto o : l.replica_offsets) w.u64(o);
+  }
   return w;
 }
 void decode(Reader& r, StatReply& m) {
@@ -261,6 +274,40 @@ void decode(Reader& r, StatReply& m) {
       s.active = r.u8() != 0;
       d.durable_subscriptions.push_back(std::move(s));
     }
+  }
+  ReplicationStats& rp = m.replication;
+  rp.role = r.str();
+  rp.epoch = r.u32();
+  rp.self = r.str();
+  rp.leader = r.str();
+  rp.connected = r.u8() != 0;
+  rp.min_insync = r.u32();
+  rp.bytes = r.u64();
+  const auto ni = r.u32();
+  if (ni > 4096) bad("stat reply lists too many in-sync replicas");
+  for (std::uint32_t i = 0; i < ni; ++i) rp.in_sync.push_back(r.str());
+  const auto nr = r.u32();
+  if (nr > 4096) bad("stat reply lists too many replicas");
+  rp.replicas.resize(nr);
+  for (auto& x : rp.replicas) {
+    x.address = r.str();
+    x.connected = r.u8() != 0;
+    x.in_sync = r.u8() != 0;
+    x.lag = r.u64();
+    x.caught_up_ms_ago = r.u64();
+    x.bytes = r.u64();
+  }
+  const auto nl = r.u32();
+  if (nl > 1U << 20) bad("stat reply lists too many logs");
+  rp.logs.resize(nl);
+  for (auto& l : rp.logs) {
+    l.log = r.str();
+    l.log_start_offset = r.u64();
+    l.log_end_offset = r.u64();
+    l.high_watermark = r.u64();
+    const auto no = r.u32();
+    if (no > nr) bad("stat reply: a log lists more replica offsets than replicas");
+    for (std::uint32_t i = 0; i < no; ++i) l.replica_offsets.push_back(r.u64());
   }
 }
 Writer encode(const CreateTemp& m) {

@@ -20,7 +20,7 @@
 namespace shmbus::control {
 
 inline constexpr std::uint32_t kMagic = 0x31434253;  // "SBC1"
-inline constexpr std::uint32_t kProtocolVersion = 4;  // 3: temporary destinations; 4: persistence (stat figures, durable subscriptions)
+inline constexpr std::uint32_t kProtocolVersion = 5;  // 3: temporary destinations; 4: persistence (stat figures, durable subscriptions); 5: replication (stat, Promote)
 inline constexpr std::uint32_t kMaxBody = 1U << 20;
 inline constexpr std::size_t kHeaderSize = 16;
 
@@ -34,9 +34,10 @@ enum class MsgType : std::uint16_t {
   DeleteTemp = 13,               // answered with CloseOk
   CommitPosition = 14,           // a durable subscriber's position; answered with CloseOk
   Unsubscribe = 15,              // deletes a durable subscription; answered with CloseOk
+  Promote = 16, PromoteOk = 17,  // a follower becomes the leader (shmbus promote); PromoteOk: u32 new epoch
 };
 /// The highest MsgType value (decode_header refuses anything above).
-inline constexpr std::uint16_t kLastMsgType = static_cast<std::uint16_t>(MsgType::Unsubscribe);
+inline constexpr std::uint16_t kLastMsgType = static_cast<std::uint16_t>(MsgType::PromoteOk);
 /// Names a daemon generates for temporary destinations start with this; an OpenDest naming one
 /// that does not exist is refused (BadDestination) instead of creating an ordinary destination.
 inline constexpr char kTempPrefix[] = "TMP.";

@@ -90,6 +90,12 @@ inline constexpr std::uint8_t kQFlagRedelivered = 1;
 inline constexpr std::uint8_t kQFlagFramed = 2;  // the payload is a message frame (docs/message-frame.md), else raw bytes
 inline constexpr std::uint8_t kQFlagPersistent = 4;  // PERSISTENT: logged by the persistence agent, freed only by it
 inline constexpr std::uint8_t kQFlagDurableWait = 8;  // its producer waits until it is fsync'ed (Acks::Durable)
+/// Its producer waits until the high watermark passes it (Acks::Replicated; set with DurableWait's
+/// bit clear: the replicator, not the fsync, releases it). Layout v3 readers ignore it.
+inline constexpr std::uint8_t kQFlagReplicatedWait = 16;
+/// A PERSISTENT message of a read-committed queue: its producer pushed it to the persist ring only;
+/// the persistence agent pushes it to the ready ring once it is committed (docs/replication.md).
+inline constexpr std::uint8_t kQFlagGated = 32;
 /// QueueProducerEntry::durable packs the producer id and its highest durable sequence, so a
 /// reused entry can never show its new producer a durability that belongs to the old one.
 inline constexpr std::uint64_t kDurableSeqBits = 40;
@@ -102,6 +108,9 @@ enum class DeadLetterReason : std::uint8_t { None = 0, MaxDeliveries = 1, Expire
 inline constexpr std::uint32_t kQueueDlqEnabled = 1;    // dead letters go to DLQ.NAME
 inline constexpr std::uint32_t kQueueExpiredToDlq = 2;  // expired messages too (else dropped)
 inline constexpr std::uint32_t kQueueIsDlq = 4;         // this queue is a DLQ: no max deliveries
+/// Consumers see a PERSISTENT message only once it is committed: below the leader's high
+/// watermark when replicating, else fsync'ed (DestinationOptions::read_committed).
+inline constexpr std::uint32_t kQueueReadCommitted = 8;
 
 struct alignas(kHotBlock) QueueHeader {
   // --- config (256 bytes): written once by the daemon before layout_version is published.

@@ -11,7 +11,10 @@
 //      32     8  daemon_start_ns  CLOCK_REALTIME at daemon start (pid-reuse guard)
 //      40     4  persist_doorbell durable sends bump it to wake the persistence agent (its futex)
 //      44     4  persist_waiters  1 while the persistence agent is parked on the doorbell
-//      48    16  reserved
+//      48     4  repl_role        replication: 0 standalone, 1 leader, 2 follower, 3 fenced
+//      52     4  repl_epoch       the leader epoch this daemon is in
+//      56     4  repl_isr         leader: in-sync replicas, itself included (replicated sends check it)
+//      60     4  repl_min_insync  leader: the minimum for Acks::Replicated (0: sends cannot be replicated)
 //      64     4  state            1 running, 2 stopping (clean shutdown in progress)
 //      68    60  reserved
 //     128     8  heartbeat_ns     CLOCK_MONOTONIC of the last daemon tick
@@ -40,7 +43,12 @@ struct alignas(kCacheLine) RegionHeader {
   std::uint64_t daemon_start_ns;
   std::atomic<std::uint32_t> persist_doorbell;
   std::atomic<std::uint32_t> persist_waiters;
-  std::uint8_t reserved0[16];
+  // Replication (docs/replication.md); the daemon's replicator writes them, relaxed: producers
+  // read them as hints before and while waiting (the wait itself is released by `durable`).
+  std::atomic<std::uint32_t> repl_role;
+  std::atomic<std::uint32_t> repl_epoch;
+  std::atomic<std::uint32_t> repl_isr;
+  std::atomic<std::uint32_t> repl_min_insync;
   std::atomic<std::uint32_t> state;
   std::uint8_t reserved1[60];
   std::atomic<std::uint64_t> heartbeat_ns;
@@ -63,6 +71,8 @@ static_assert(offsetof(RegionHeader, daemon_pid) == 24);
 static_assert(offsetof(RegionHeader, daemon_start_ns) == 32);
 static_assert(offsetof(RegionHeader, persist_doorbell) == 40);
 static_assert(offsetof(RegionHeader, persist_waiters) == 44);
+static_assert(offsetof(RegionHeader, repl_role) == 48);
+static_assert(offsetof(RegionHeader, repl_min_insync) == 60);
 static_assert(offsetof(RegionHeader, state) == 64);
 static_assert(offsetof(RegionHeader, heartbeat_ns) == 128);
 static_assert(std::is_standard_layout_v<ClientEntry>);

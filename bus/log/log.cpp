@@ -116,17 +116,21 @@ LogError Log::append(std::span<const AppendRecord> records, std::uint32_t leader
   Impl& L = *impl_;
   const std::uint64_t b = L.end_offset();
   if (LogError e = encode_batch(L.enc_buf, records, b, leader_epoch)) return e;
-  const auto h = load_at<BatchHeader>(L.enc_buf.data());
-  const Segment& a = L.active();
-  const bool rolled = !a.empty() && (a.bytes + h.batch_length > L.cfg.segment_bytes ||
-                                     older_than(a.roll_ts, h.max_timestamp, L.cfg.segment_ms));
+  if (LogError e = L.write_batch(L.enc_buf.data(), load_at<BatchHeader>(L.enc_buf.data()))) return e;
+  base = b;
+  return {};
+}
+
+LogError Log::Impl::write_batch(const std::byte* batch, const BatchHeader& h) {
+  const Segment& a = active();
+  const bool rolled = !a.empty() && (a.bytes + h.batch_length > cfg.segment_bytes ||
+                                     older_than(a.roll_ts, h.max_timestamp, cfg.segment_ms));
   if (rolled)
-    if (LogError e = L.roll(b)) return e;
-  if (LogError e = L.active().append(L.enc_buf.data(), h, L.cfg.index_interval_bytes)) {
-    if (rolled) L.drop_segment(L.segs.size() - 1);  // as it was: the old active segment again
+    if (LogError e = roll(h.base_offset)) return e;
+  if (LogError e = active().append(batch, h, cfg.index_interval_bytes)) {
+    if (rolled) drop_segment(segs.size() - 1);  // as it was: the old active segment again
     return e;
   }
-  base = b;
   return {};
 }
 
@@ -240,12 +244,24 @@ LogError Log::assign_epoch(std::uint32_t epoch) {
   if (!L.epochs.empty() && epoch < L.epochs.back().first)
     return LogError{EINVAL, "leader epoch " + std::to_string(epoch) + " is older than the latest, " +
                                 std::to_string(L.epochs.back().first)};
-  const auto saved = L.epochs;
-  // An epoch that started where this one starts holds no records: it is superseded (Kafka does the same).
-  if (!L.epochs.empty() && L.epochs.back().second == L.end_offset()) L.epochs.pop_back();
-  L.epochs.emplace_back(epoch, L.end_offset());
-  LogError e = L.write_epoch_checkpoint();
-  if (e) L.epochs = saved;
+  return L.begin_epoch(epoch, L.end_offset());
+}
+
+LogError Log::Impl::begin_epoch(std::uint32_t epoch, std::uint64_t start) {
+  if (!epochs.empty() && epochs.back().first == epoch && epochs.back().second <= start) return {};
+  const auto saved = epochs;
+  // An epoch that started at or past the end holds no records: it is superseded (Kafka does the
+  // same). Past the end only happens when append_raw's write of an epoch's first batch failed.
+  while (!epochs.empty() && epochs.back().second >= end_offset()) epochs.pop_back();
+  if (!epochs.empty() && epochs.back().first > epoch) {
+    const std::uint32_t latest = epochs.back().first;
+    epochs = saved;
+    return LogError{EPROTO, "leader epoch " + std::to_string(epoch) + " is older than epoch " +
+                                std::to_string(latest) + ", the latest this log holds records of"};
+  }
+  if (epochs.empty() || epochs.back().first < epoch) epochs.emplace_back(epoch, start);  // else it continues
+  LogError e = write_epoch_checkpoint();
+  if (e) epochs = saved;
   return e;
 }
 

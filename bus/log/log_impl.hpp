@@ -34,6 +34,13 @@ struct Log::Impl {
   std::size_t segment_for(std::uint64_t offset) const noexcept;
   /// A new empty active segment at base `base`.
   LogError roll(std::uint64_t base);
+  /// Writes one encoded batch at the end (append and append_raw): rolls first (at the batch's base
+  /// offset) if the active segment is full or too old; on failure the log is as before.
+  LogError write_batch(const std::byte* batch, const BatchHeader& h);
+  /// Starts `epoch` at offset `start` (>= end_offset()) in the epoch list and its checkpoint.
+  /// Entries at or past the end hold no records and are dropped first; a no-op if the latest entry
+  /// is this epoch, started at or before `start`. EPROTO if an entry holding records is newer.
+  LogError begin_epoch(std::uint32_t epoch, std::uint64_t start);
   /// Removes segment i's files and entry; the caller keeps the active one.
   void drop_segment(std::size_t i);
   /// Re-learns a segment's state and indexes from its .log (headers only, no CRC).

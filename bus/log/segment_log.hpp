@@ -15,7 +15,7 @@
 // throw std::bad_alloc only.
 //
 // Readers of a log another process writes (dump-log, tests) use dump_segment()/read_segment_file(),
-// which never write.
+// which never write; replication reads a leader's logs with LogRangeReader (log_reader.hpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -157,12 +157,53 @@ class Log {
   /// Cuts the log back so that log_end_offset() == offset (replica truncation).
   LogError truncate_to(std::uint64_t offset);
 
+  /// Replication, follower side: appends `batches`, whole encoded batches exactly as they sit in
+  /// a leader's .log (LogRangeReader hands them out), byte for byte: same offsets, CRCs, epochs.
+  /// All of them are validated before anything is written: magic, version, batch_length, CRC,
+  /// records, and offsets against this log: a batch wholly below log_end_offset() is skipped
+  /// (already held); one that straddles it is an error; batches must ascend; a gap (a batch that
+  /// starts past the end: the leader compacted) is allowed, and log_end_offset() then becomes the
+  /// last batch's last offset + 1. Epochs: a batch whose leader_epoch is newer than the latest
+  /// entry starts that epoch at its base offset in epochs() and leader-epoch-checkpoint before it
+  /// is written (entries at or past the log end hold no records here and are replaced); an epoch
+  /// older than the latest one this log holds records of is an error. Writing is append()'s:
+  /// rolls by segment_bytes/segment_ms (a rolled segment's base is the batch's base offset),
+  /// index entries, a failed write (ENOSPC, EIO) cut back so the log is as before that batch
+  /// (earlier batches of the call stay written). `appended_records` counts the records written.
+  /// Errors name the batch by its byte position in `batches`
+  /// ("batch at byte 4096 of the fetched data: crc mismatch ..."). Codes: EBADMSG the bytes are
+  /// damaged (truncated, bad magic/length/CRC/records); EPROTONOSUPPORT a newer format version;
+  /// EPROTO well-formed batches that do not fit this log (straddle, out of order, older epoch:
+  /// the follower must reconcile with end_offset_for_epoch and truncate_to/reset_to).
+  LogError append_raw(std::span<const std::byte> batches, std::uint64_t& appended_records);
+  /// Drops every segment (newest first) and starts an empty log at `offset`: log_start_offset()
+  /// == log_end_offset() == offset, whether offset is below, at or above the current end. Epochs
+  /// are cleared, both checkpoints rewritten (recovery point = offset), the directory fsync'ed.
+  /// For a follower whose log is wholly below the leader's start or has nothing in common with it.
+  /// A crash in the middle leaves a prefix of the old log or the empty one (never a hole).
+  LogError reset_to(std::uint64_t offset);
+
   struct Impl;
 
  private:
   explicit Log(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Kafka's OffsetsForLeaderEpoch answer (KIP-101) from a log's epochs() list ((epoch, start
+/// offset), ascending) and its log_end_offset(): the largest epoch <= `requested` the list has,
+/// ending where the next higher epoch starts, or at log_end_offset if it is the latest. A
+/// `requested` below every listed epoch gives known = false (epoch and end_offset 0): the follower
+/// has nothing in common with this log by epoch and must reset to the leader's start. An empty
+/// list answers epoch 0 ending at log_end_offset: a log written before epochs were assigned (the
+/// daemon appends with epoch 0) is one epoch-0 run.
+struct EpochEnd {
+  std::uint32_t epoch = 0;
+  std::uint64_t end_offset = 0;
+  bool known = false;
+};
+EpochEnd end_offset_for_epoch(const std::vector<std::pair<std::uint32_t, std::uint64_t>>& epochs,
+                              std::uint32_t requested, std::uint64_t log_end_offset);
 
 /// Snapshots: opaque state at a log offset, in DIR/<offset 20 digits>.snapshot (magic, version,
 /// CRC32C, length, bytes). Written to a temporary file, fsync'ed, renamed, directory fsync'ed.

@@ -248,9 +248,14 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
                                                    std::memory_order_relaxed);
   // Relaxed atomic store: the persistence agent may read a stale entry's flags (it re-checks
   // the state word around the read, seqlock style).
+  // A read-committed queue's PERSISTENT message is handed to the persistence agent only: it
+  // pushes it to the ready (or agent) ring once committed.
+  const bool gated = m.persistent && (q_.header().flags & layout::kQueueReadCommitted) != 0;
   std::atomic_ref<std::uint8_t>(h->flags).store(
       static_cast<std::uint8_t>((m.framed ? layout::kQFlagFramed : 0) | (m.persistent ? layout::kQFlagPersistent : 0) |
-                                (m.persistent && m.durable_wait ? layout::kQFlagDurableWait : 0)),
+                                (gated ? layout::kQFlagGated : 0) |
+                                (m.persistent && m.durable_wait ? layout::kQFlagDurableWait : 0) |
+                                (m.persistent && m.replicated_wait ? layout::kQFlagReplicatedWait : 0)),
       std::memory_order_relaxed);
   h->producer_entry = static_cast<std::uint8_t>(index_);
   h->reason = 0;
@@ -265,7 +270,9 @@ void QueueWriter::publish(std::uint32_t slot, const QueueSendMeta& m) noexcept {
   // A PERSISTENT message goes to the persistence agent first: from now on only that agent frees
   // the slot, so it can read the message whenever it gets to it.
   if (m.persistent) QueueRing::push(q_.persist_ring(), slot, e_->push);
-  if (scheduled) QueueRing::push(q_.agent_ring(), slot, e_->push);
+  if (gated) {
+    // nothing more: the persistence agent releases it (QueueStore::release_committed)
+  } else if (scheduled) QueueRing::push(q_.agent_ring(), slot, e_->push);
   else q_.push_ready(slot, e_->push);
   // Relaxed: statistics / crash word.
   bump(e_->sent);

@@ -119,6 +119,7 @@ struct QueueSendMeta {
   bool framed = false;      // the payload is a message frame
   bool persistent = false;  // PERSISTENT: handed to the persistence agent too (docs/persistence.md)
   bool durable_wait = false;  // the producer waits for the fsync (Acks::Durable): flush at once
+  bool replicated_wait = false;  // the producer waits for the high watermark (Acks::Replicated)
 };
 
 /// A producer's side. One thread at a time.

@@ -22,6 +22,8 @@ enum class ErrorCode : unsigned {
   Closed = 12,            ///< the object was closed
   PartiallyCommitted = 13,  ///< Session::commit(): some received messages had been taken back by the ack timeout first
   NotDurable = 14,          ///< Session::commit(): the sends are published but their PERSISTENT messages could not be made durable
+  NotLeader = 15,           ///< this shmbusd is a replication follower (or was fenced): producers and consumers attach to the leader
+  NotReplicated = 16,       ///< Session::commit(): PERSISTENT sends with Acks::Replicated could not be confirmed on min.insync replicas
 };
 
 /// Human name of an error code ("daemon-unavailable", ...).
@@ -57,6 +59,11 @@ enum class Status : unsigned {
   /// with Acks::Durable, when the message was queued but could not be made durable in time (it may
   /// still be delivered; it is not promised to survive a restart).
   NotDurable,
+  /// PERSISTENT send with Acks::Replicated: fewer replicas are in sync than the leader's
+  /// --min-insync (or this shmbusd does not replicate). Returned before sending while that lasts
+  /// (nothing was sent), or when the message was queued but the high watermark did not pass it
+  /// within send_timeout (it may still be replicated and delivered; send again at-least-once).
+  NotReplicated,
 };
 
 /// Human name of a status ("ok", "timeout", ...).

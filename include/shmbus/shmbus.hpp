@@ -121,6 +121,10 @@ const char* to_string(AckMode m) noexcept;
 enum class Acks : std::uint8_t {
   Memory,   ///< in the queue's shared memory: survives the producer, not a daemon crash before the write
   Durable,  ///< written to the queue's log and fsync'ed: survives a daemon or host crash
+  /// Replicated (docs/replication.md): in the log of every in-sync replica (the high watermark
+  /// passed it), with at least the leader's --min-insync replicas in sync: survives the loss of
+  /// the leader's host. Fails with Status::NotReplicated rather than settle for less.
+  Replicated,
 };
 
 /// What a producer does when a queue has no free slot.
@@ -153,6 +157,9 @@ struct DestinationOptions {
   bool dead_letter_queue = true;               ///< dead letters go to queue://DLQ.NAME (false: dropped, counted)
   bool expired_to_dlq = false;                 ///< expired messages go to the DLQ too (false: dropped, counted)
   FsyncPolicy fsync{};                          ///< when the queue's log of PERSISTENT messages is fsync'ed
+  /// Queues: consumers see a PERSISTENT message only once it is committed -- below the leader's
+  /// high watermark on a replicating daemon (no failover can take it back), else once fsync'ed.
+  bool read_committed = false;
 };
 
 /// How a consumer waits for the next message.
@@ -526,6 +533,10 @@ class Connection {
   bool daemon_alive() const noexcept;
   /// A snapshot of the daemon's destinations, clients and counters. Throws Error.
   BusStats stats() const;
+  /// Replication (docs/replication.md): turns the follower this connection is attached to into the
+  /// leader with a new epoch (`shmbus promote`). Returns that epoch. Throws Error(InvalidArgument)
+  /// if the daemon is not a follower.
+  std::uint32_t promote();
   /// Client index the daemon gave this connection.
   std::uint32_t client_id() const noexcept;
   /// Detaches; producers and consumers still alive report Status::Closed. Idempotent.

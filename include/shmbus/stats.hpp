@@ -69,6 +69,39 @@ struct ClientStats {
   std::string name;         ///< name given to the ConnectionFactory
 };
 
+/// A follower as its leader sees it (docs/replication.md).
+struct ReplicaStats {
+  std::string address;                ///< the follower's replication address (its identity)
+  bool connected = false;             ///< a fetch session is open
+  bool in_sync = false;               ///< in the in-sync replica set
+  std::uint64_t lag = 0;              ///< records behind the leader, summed over every log
+  std::uint64_t caught_up_ms_ago = 0; ///< since it last held everything the leader had
+  std::uint64_t bytes = 0;            ///< batch bytes sent to it since this daemon started
+};
+
+/// One replicated log (a queue's or a topic's).
+struct ReplicatedLogStats {
+  std::string log;                  ///< "queue.NAME" / "topic.NAME"
+  std::uint64_t log_start_offset = 0;
+  std::uint64_t log_end_offset = 0;
+  std::uint64_t high_watermark = 0; ///< every in-sync replica holds everything below it
+  std::vector<std::uint64_t> replica_offsets;  ///< leader: per ReplicationStats::replicas, its next offset
+};
+
+/// Replication: role, epoch, high watermarks and the replicas (leader) or the leader (follower).
+struct ReplicationStats {
+  std::string role = "standalone";  ///< "standalone", "leader", "follower", "fenced"
+  std::uint32_t epoch = 0;          ///< leader epoch (the newest this daemon knows)
+  std::string self;                 ///< this daemon's replication address
+  std::string leader;               ///< the leader's address (a leader: itself)
+  bool connected = false;           ///< follower: fetching from the leader now
+  std::uint32_t min_insync = 0;     ///< leader: replicated sends need this many in-sync replicas (leader included)
+  std::vector<std::string> in_sync; ///< leader: the in-sync set, leader first
+  std::vector<ReplicaStats> replicas;      ///< leader: every follower of its replica set
+  std::vector<ReplicatedLogStats> logs;    ///< every log
+  std::uint64_t bytes = 0;          ///< follower: batch bytes fetched since start
+};
+
 /// Everything `shmbus stat` shows.
 struct BusStats {
   std::int32_t daemon_pid = 0;                 ///< shmbusd's pid
@@ -76,6 +109,7 @@ struct BusStats {
   std::uint64_t uptime_ms = 0;                 ///< since start
   std::vector<ClientStats> clients;            ///< attached clients
   std::vector<DestinationStats> destinations;  ///< every destination created since start
+  ReplicationStats replication;                ///< role, epoch, high watermarks, replicas
 };
 
 }  // namespace shmbus

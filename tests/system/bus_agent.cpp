@@ -68,12 +68,13 @@
 //                   exit        close and exit 0
 //
 // Persistence (PERSISTENT queue messages, docs/persistence.md):
-//   pproduce      --dir D --queue Q --id K --count N [--start S] [--acks memory|durable]
+//   pproduce      --dir D --queue Q --id K --count N [--start S] [--acks memory|durable|replicated]
 //                 [--alternate] [--send-timeout-ms T]
 //                 a queue producer with ProducerOptions::delivery_mode PERSISTENT and
 //                 ProducerOptions::acks (default memory); print "ready producer=P", then send
 //                 payloads seq S..S+N-1 and after each send that returned Ok print "durable seq=N"
 //                 (a PERSISTENT send with --acks durable: written and fsync'ed, promised to survive)
+//                 or "replicated seq=N" (--acks replicated: the leader's high watermark passed it)
 //                 or "sent seq=N persistent=1|0". --alternate: even seqs are sent NON_PERSISTENT
 //                 (SendOptions::delivery_mode). A failed send: "error status=S seq=Q", exit 1 (a
 //                 SIGKILLed daemon shows as daemon-gone or not-durable). At the end "done sent=N".
@@ -738,7 +739,8 @@ int pproduce(const Args& a) {
   ProducerOptions po;
   po.delivery_mode = DeliveryMode::Persistent;
   if (a.acks == "durable") po.acks = Acks::Durable;
-  else if (a.acks != "memory") throw std::invalid_argument("--acks must be memory or durable, not '" + a.acks + "'");
+  else if (a.acks == "replicated") po.acks = Acks::Replicated;
+  else if (a.acks != "memory") throw std::invalid_argument("--acks must be memory, durable or replicated, not '" + a.acks + "'");
   po.on_full = FullPolicy::Block;
   po.send_timeout = std::chrono::milliseconds(a.send_timeout_ms);
   auto p = s.session.create_producer(Queue(a.queue), po, queue_geometry(a));
@@ -757,6 +759,7 @@ int pproduce(const Args& a) {
       return 1;
     }
     if (persistent && po.acks == Acks::Durable) say("durable seq=" + std::to_string(seq));
+    else if (persistent && po.acks == Acks::Replicated) say("replicated seq=" + std::to_string(seq));
     else say("sent seq=" + std::to_string(seq) + " persistent=" + (persistent ? "1" : "0"));
   }
   say("done sent=" + std::to_string(n));

@@ -217,7 +217,7 @@ TEST(Protocol_test, TemporaryMessagesAreValidHeaderTypes) {
     const auto frame = Writer{}.frame(t, 1);
     EXPECT_EQ(decode_header(frame.data()).type, t);
   }
-  EXPECT_EQ(kLastMsgType, static_cast<std::uint16_t>(MsgType::Unsubscribe));
+  EXPECT_EQ(kLastMsgType, static_cast<std::uint16_t>(MsgType::PromoteOk));
   EXPECT_GE(kProtocolVersion, 3U) << "temporary destinations changed the wire: version 3";
 }
 
@@ -257,7 +257,7 @@ TEST(Protocol_test, DecodeHeaderRejectsBadMagic) {
 
 TEST(Protocol_test, DecodeHeaderRejectsUnknownType) {
   expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 0); }, "unknown control message type 0");
-  expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 16); }, "unknown control message type 16");
+  expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 18); }, "unknown control message type 18");
   expect_header_refused([](std::uint8_t* h) { put_u16(h + 4, 0xFFFF); }, "type 65535");
 }
 
@@ -389,5 +389,52 @@ TEST(Protocol_test, RandomHeadersAreEitherValidOrProtocolError) {
   EXPECT_LT(accepted, 2500) << "the fully random half should never be valid";
 }
 
+}  // namespace
+}  // namespace shmbus::control
+
+namespace shmbus::control {
+namespace {
+// Protocol v5: the stat reply's replication section and the Promote request.
+TEST(Protocol_test, StatReplyRoundTripsTheReplicationSection) {
+  auto in = sample_stats();
+  ReplicationStats& r = in.replication;
+  r.role = "leader";
+  r.epoch = 7;
+  r.self = "127.0.0.1:7001";
+  r.leader = r.self;
+  r.min_insync = 2;
+  r.in_sync = {"127.0.0.1:7001", "127.0.0.1:7002"};
+  r.replicas = {{"127.0.0.1:7002", true, true, 0, 12, 1U << 20}, {"127.0.0.1:7003", false, false, 99, 60'000, 5}};
+  r.logs = {{"queue.work", 3, 120, 100, {120, 21}}};
+  const auto out = round_trip(in);
+  const ReplicationStats& o = out.replication;
+  EXPECT_EQ(o.role, "leader");
+  EXPECT_EQ(o.epoch, 7U);
+  EXPECT_EQ(o.self, r.self);
+  EXPECT_EQ(o.min_insync, 2U);
+  EXPECT_EQ(o.in_sync, r.in_sync);
+  ASSERT_EQ(o.replicas.size(), 2U);
+  EXPECT_TRUE(o.replicas[0].in_sync);
+  EXPECT_FALSE(o.replicas[1].connected);
+  EXPECT_EQ(o.replicas[1].lag, 99U);
+  EXPECT_EQ(o.replicas[0].bytes, 1U << 20);
+  ASSERT_EQ(o.logs.size(), 1U);
+  EXPECT_EQ(o.logs[0].high_watermark, 100U);
+  EXPECT_EQ(o.logs[0].replica_offsets, (std::vector<std::uint64_t>{120, 21}));
+  // A log claiming more replica offsets than there are replicas is refused.
+  in.replication.logs[0].replica_offsets = {1, 2, 3};
+  const auto w = encode(in);
+  Reader rd(w.body());
+  StatReply bad;
+  EXPECT_THROW(decode(rd, bad), Error);
+}
+
+TEST(Protocol_test, PromoteIsAValidRequestType) {
+  for (auto t : {MsgType::Promote, MsgType::PromoteOk}) {
+    const auto frame = Writer{}.frame(t, 1);
+    EXPECT_EQ(decode_header(frame.data()).type, t);
+  }
+  EXPECT_GE(kProtocolVersion, 5U) << "replication changed the stat reply: version 5";
+}
 }  // namespace
 }  // namespace shmbus::control
