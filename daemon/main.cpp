@@ -74,8 +74,13 @@ struct Args {
 
 /// --config FILE: its lines become arguments ("--flag value", "flag value" or "--flag").
 bool expand_config(std::vector<std::string>& args, std::string& err) {
+  int expanded = 0;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] != "--config") continue;
+    if (++expanded > 16) {
+      err = "--config: more than 16 files (does one name itself?)";
+      return false;
+    }
     if (i + 1 >= args.size()) {
       err = "--config needs a value";
       return false;

@@ -100,13 +100,19 @@ NodeRole Replicator::start() {
     set_role(NodeRole::Follower, saved.epoch);
     if (std::find(state_.members.begin(), state_.members.end(), cfg_.listen) == state_.members.end())
       state_.members.push_back(cfg_.listen);
-  } else if (!cfg_.replicate_to.empty()) {
-    // Configured to lead. A peer that knows a newer epoch means another daemon was promoted while
-    // this one was away: fenced, it follows that leader instead.
+  } else if (!cfg_.replicate_to.empty() || (had_state && saved.role == NodeRole::Leader)) {
+    // Configured to lead, or it led when it stopped (a promoted follower restarted with its old
+    // --follow arguments keeps leading). A peer that knows a newer epoch means another daemon was
+    // promoted while this one was away: fenced, it follows that leader instead.
+    std::vector<std::string> peers = cfg_.replicate_to;
+    if (peers.empty())
+      for (const auto& m : saved.members)
+        if (m != cfg_.listen) peers.push_back(m);
+    if (peers.empty() && !cfg_.follow.empty()) peers.push_back(cfg_.follow);
     std::string newer_leader;
     std::uint32_t newest = saved.epoch;
     lk.unlock();
-    for (const auto& peer : cfg_.replicate_to) {
+    for (const auto& peer : peers) {
       repl::Welcome w;
       std::string err;
       if (!probe(peer, w, err)) {
@@ -122,15 +128,19 @@ NodeRole Replicator::start() {
     lk.lock();
     state_.members.clear();
     state_.members.push_back(cfg_.listen);
-    for (const auto& p : cfg_.replicate_to) state_.members.push_back(p);
+    for (const auto& p : peers) state_.members.push_back(p);
     if (!newer_leader.empty()) {
       warn("replication: " + newer_leader + " leads with epoch " + std::to_string(newest) + ", newer than this daemon's " +
            std::to_string(saved.epoch) + ": fenced, this daemon follows it (--replicate-to ignored)");
       state_.leader = newer_leader;
       set_role(NodeRole::Follower, newest);
-    } else if (had_state && saved.role == NodeRole::Follower) {
-      warn("replication: this daemon was demoted (it follows " + saved.leader + " since epoch " + std::to_string(saved.epoch) +
-           ") and no peer answered as a newer leader: it stays a follower; run `shmbus promote` to make it lead");
+    } else if (had_state && (saved.role == NodeRole::Follower || saved.role == NodeRole::Fenced)) {
+      // Demoted or fenced before: another daemon leads (or led) with an epoch at least ours. It
+      // must not take over with data the others may lack: it follows, and finds the leader by
+      // probing if the one it knew is gone.
+      warn("replication: this daemon was " + std::string(saved.role == NodeRole::Fenced ? "fenced" : "demoted") +
+           " (leader " + (saved.leader.empty() ? std::string("unknown") : saved.leader) + ", epoch " +
+           std::to_string(saved.epoch) + "): it stays a follower; run `shmbus promote` to make it lead");
       set_role(NodeRole::Follower, saved.epoch);
     } else {
       // Every start as leader is a new epoch: records this leadership appends are told apart
@@ -139,7 +149,10 @@ NodeRole Replicator::start() {
       set_role(NodeRole::Leader, saved.epoch + 1);
     }
   } else {
-    state_.leader = had_state && saved.role == NodeRole::Follower && !saved.leader.empty() && saved.epoch > 0 ? saved.leader : cfg_.follow;
+    state_.leader = had_state && (saved.role == NodeRole::Follower || saved.role == NodeRole::Fenced) &&
+                            !saved.leader.empty() && saved.epoch > 0
+                        ? saved.leader
+                        : cfg_.follow;
     set_role(NodeRole::Follower, saved.epoch);
     if (state_.members.empty()) state_.members = {cfg_.follow, cfg_.listen};
   }

@@ -11,17 +11,21 @@ DIR="$(mktemp -d /tmp/shmbus-demo.XXXXXX)"
 LOG="$DIR/shmbusd.log"
 "$BIN/daemon/shmbusd" --dir "$DIR" 2>"$LOG" &
 DAEMON=$!
-cleanup() { kill -TERM "$DAEMON" 2>/dev/null || true; wait "$DAEMON" 2>/dev/null || true; }
+REPL_PIDS=()
+cleanup() {
+  kill -TERM "$DAEMON" "${REPL_PIDS[@]}" 2>/dev/null || true
+  wait "$DAEMON" "${REPL_PIDS[@]}" 2>/dev/null || true
+}
 trap cleanup EXIT
 
-# Wait (bounded) until the daemon answers.
+# Wait (bounded) until the daemon on ${1:-$DIR} answers.
 wait_daemon() {
   for _ in $(seq 1 100); do
-    "$BIN/bus/shmbus" --dir "$DIR" stat >/dev/null 2>&1 && return 0
+    "$BIN/bus/shmbus" --dir "${1:-$DIR}" stat >/dev/null 2>&1 && return 0
     sleep 0.05
   done
   echo "shmbusd did not answer; its log:" >&2
-  cat "$LOG" >&2
+  cat "${2:-$LOG}" >&2
   return 1
 }
 wait_daemon
@@ -84,6 +88,31 @@ echo "-- the durable subscription 'auditor' of topic://audit gets what was publi
 
 echo "== shmbus stat"
 "$BIN/bus/shmbus" --dir "$DIR" stat
+
+echo "== replication: a leader shmbusd and a follower on loopback TCP; 5 PERSISTENT jobs sent with"
+echo "   replicated acks (each returns once the follower has it), the leader is killed (SIGKILL),"
+echo "   the follower is promoted and delivers all 5"
+LEAD="$DIR/leader" FOLL="$DIR/follower"
+mkdir -p "$LEAD" "$FOLL"
+head -c 32 /dev/urandom | base64 >"$LEAD/replication.secret"
+cp "$LEAD/replication.secret" "$FOLL/replication.secret"
+chmod 600 "$LEAD/replication.secret" "$FOLL/replication.secret"
+P1=$((20000 + RANDOM % 20000)); P2=$((P1 + 1))
+"$BIN/daemon/shmbusd" --dir "$LEAD" --listen 127.0.0.1:$P1 --replicate-to 127.0.0.1:$P2 2>"$DIR/leader.log" &
+LEADER=$!
+"$BIN/daemon/shmbusd" --dir "$FOLL" --listen 127.0.0.1:$P2 --follow 127.0.0.1:$P1 2>"$DIR/follower.log" &
+REPL_PIDS=($LEADER $!)
+wait_daemon "$LEAD" "$DIR/leader.log"
+wait_daemon "$FOLL" "$DIR/follower.log"
+for _ in $(seq 1 200); do  # the follower joins the in-sync set
+  "$BIN/bus/shmbus" --dir "$LEAD" stat --json 2>/dev/null | grep -q "\"in_sync\":\[\"127.0.0.1:$P1\",\"127.0.0.1:$P2\"\]" && break
+  sleep 0.02
+done
+seq 1 5 | sed 's/^/replicated job /' | "$BIN/bus/shmbus" --dir "$LEAD" send queue://work --persistent --acks replicated -
+"$BIN/bus/shmbus" --dir "$LEAD" stat | grep -A4 '^replication' | sed 's/^/   /'
+kill -KILL "$LEADER"; wait "$LEADER" 2>/dev/null || true
+"$BIN/bus/shmbus" --dir "$FOLL" promote | sed 's/^/   /'
+"$BIN/bus/shmbus" --dir "$FOLL" recv queue://work --count 5 --timeout 10000 2>/dev/null | sed 's/^/   from the promoted follower: /'
 
 echo "== latency: two-process ping-pong through shmbusd vs two raw atomics (the floor)"
 "$BIN/bench/shmbus-bench" pingpong --quick --dir "$DIR"

@@ -16,15 +16,18 @@ ctest --test-dir build -j"$J" --timeout 300
 echo "== ASan+UBSan build and tests"
 bash scripts/setup.sh build-asan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=address -DSHMBUS_BUILD_BENCH=OFF
 # The random-kill loops run their full cycle counts in the Release stage above (300, 100 and 30
-# cycles); under ASan a third of each keeps the stage inside CI's time while still running every
-# kill path instrumented.
+# cycles; replication: 100,000 replicated sends and 20 kill/failover cycles); under ASan a third of
+# each keeps the stage inside CI's time while still running every kill path instrumented. The
+# ZooKeeper election tests (a JVM each, nothing of ours instrumented but the client wrapper) run in
+# the Release stage only.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   SHMBUS_QKILL_CYCLES=100 SHMBUS_QSELKILL_CYCLES=34 SHMBUS_SOAK_CYCLES=10 \
-  ctest --test-dir build-asan -j"$J" --timeout 600
+  SHMBUS_REPL_MESSAGES=20000 SHMBUS_REPL_CYCLES=7 \
+  ctest --test-dir build-asan -j"$J" --timeout 600 -LE zookeeper
 
 echo "== TSan build, concurrent tests"
 # Only the concurrent tests run under TSan: build only them (the rest is built twice above).
-SHMBUS_BUILD_TARGETS="shmbus-unit-concurrency-tests shmbus-unit-queue-persistence-concurrency-tests" \
+SHMBUS_BUILD_TARGETS="shmbus-unit-concurrency-tests shmbus-unit-queue-persistence-concurrency-tests shmbus-unit-replication-concurrency-tests" \
   bash scripts/setup.sh build-tsan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=thread -DSHMBUS_BUILD_BENCH=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --timeout 600
 

@@ -378,7 +378,7 @@ int cmd_send(const Common& c, const std::vector<std::string>& args) {
   }
   if ((o.acks == Acks::Durable || o.acks == Acks::Replicated) && dest.kind() == Destination::Kind::Topic) {
     std::cerr << "shmbus: --acks " << (o.acks == Acks::Durable ? "durable" : "replicated") << " is for queues: " << dest.uri()
-              << " is a topic (topics do not write PERSISTENT messages to disk yet)\n";
+              << " is a topic (a topic send returns once it is in the ring; only queues wait for the disk or the replicas)\n";
     return kUsage;
   }
   if (o.delay_ms && dest.kind() == Destination::Kind::Topic) {
