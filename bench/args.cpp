@@ -33,6 +33,11 @@ constexpr const char* kUsage =
     "              1024,4096; --messages N each, default 256 MiB worth, --quick 64 MiB) and the log's\n"
     "              growth, Acks::Durable send() latency (1 and 4 producers; --iterations N each, default\n"
     "              2000, --quick 500) next to a bare write + fdatasync; own shmbusd in /var/tmp\n"
+    "  replicate   Acks::Replicated send() latency (64 B; --iterations N, default 10000, --quick 2000)\n"
+    "              with 2 and 1 followers next to a loopback TCP round trip, Acks::Memory / Durable\n"
+    "              for context, and a follower's catch-up MB/s (256 MiB of 1 KiB messages, --quick\n"
+    "              64 MiB) next to a loopback TCP bulk transfer; own leader + 2 followers in /var/tmp;\n"
+    "              JSON to bench/results/replicate.json by default (when run from the repo root)\n"
     "options:\n"
     "  --json               print one JSON object on stdout (progress still goes to stderr)\n"
     "  --out FILE           also write the JSON object to FILE\n"
@@ -125,7 +130,7 @@ bool parse_args(int argc, char** argv, Args& a, int& rc) {
   }
   if (a.command != "pingpong" && a.command != "compare" && a.command != "sweep" && a.command != "rate" &&
       a.command != "throughput" && a.command != "queue-throughput" && a.command != "queue-latency" &&
-      a.command != "message-latency" && a.command != "persist") {
+      a.command != "message-latency" && a.command != "persist" && a.command != "replicate") {
     std::cerr << "shmbus-bench: unknown command '" << a.command << "'\n" << kUsage;
     return false;
   }

@@ -196,6 +196,7 @@ int run_pingpong(const Args& a, const std::string& dir, Report& r) {
 
 int run(const Args& a) {
   if (a.command == "persist") return run_persist(a);  // its own daemon, on a disk
+  if (a.command == "replicate") return run_replicate(a);  // its own leader + followers
   Bus bus;
   if (!provide_bus(a, bus)) return 1;
   if (a.command == "sweep") return run_sweep(a, bus.dir, bus.description);

@@ -40,6 +40,8 @@ int run_throughput(const Args& a, const std::string& dir, const std::string& dae
 int run_queue_throughput(const Args& a, const std::string& dir, const std::string& daemon_desc);
 /// persist starts its own shmbusd (--fsync interval:10, in /var/tmp: a disk, not tmpfs) unless --dir.
 int run_persist(const Args& a);
+/// replicate starts its own leader and two followers (in /var/tmp); --dir is not used.
+int run_replicate(const Args& a);
 
 /// Writes `v` into the first 8 bytes of a message (messages are >= 8 bytes).
 inline void stamp_message(std::byte* p, std::uint64_t v) noexcept { __builtin_memcpy(p, &v, 8); }

@@ -71,15 +71,17 @@ void LogPublisher::published(const log::Log& log, std::vector<ReplicaWaiter>& wa
     waiters.clear();
     return;
   }
-  // Release: a replicator thread that acquires `end` finds the bytes below it in the files.
-  shared_->start.store(log.log_start_offset(), std::memory_order_release);
-  shared_->end.store(log.log_end_offset(), std::memory_order_release);
-  shared_->ready.store(true, std::memory_order_release);
+  // Waiters first, then the end: a fetch that sees the new end (and moves the high watermark past
+  // these offsets) finds the waiters queued, so none waits for the next housekeeping pass.
   if (!waiters.empty()) {
     std::lock_guard lk(shared_->mu);
     shared_->waiters.insert(shared_->waiters.end(), waiters.begin(), waiters.end());
     waiters.clear();
   }
+  // Release: a replicator thread that acquires `end` finds the bytes below it in the files.
+  shared_->start.store(log.log_start_offset(), std::memory_order_release);
+  shared_->end.store(log.log_end_offset(), std::memory_order_release);
+  shared_->ready.store(true, std::memory_order_release);
   hub_->notify_data();
 }
 

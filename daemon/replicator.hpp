@@ -43,9 +43,12 @@ struct ReplicationConfig {
   std::uint32_t min_insync = 0;            // 0: min(2, replica set size)
   std::uint64_t replica_lag_ns = 10'000'000'000ULL;  // out of the in-sync set after this long behind
   std::uint32_t fetch_max_wait_ms = 500;
-  std::uint32_t fetch_max_bytes = 8U << 20;
+  std::uint32_t fetch_max_bytes = 32U << 20;  // the agent's batches reach 4 MiB: several per response
   log::LogConfig log;
-  std::uint32_t follower_fsync_ms = 10;    // follower: its logs are fsync'ed this often (0: never)
+  // Follower: its logs are fsync'ed this often (0: never). Lazy, as Kafka's followers: a replicated
+  // record is safe by being on several hosts; a follower that crashes cuts its torn tail and fetches
+  // it again. Done by the fetch thread between fetches, never while a fetch waits.
+  std::uint32_t follower_fsync_ms = 1000;
   // Automatic failover (docs/zookeeper.md): leadership decided by ZooKeeper, not by the flags above.
   std::string zookeeper;                   // "HOST:PORT[,...]" ("" = static mode)
   std::string zk_root = "/shmbus/default";
@@ -158,6 +161,7 @@ class Replicator {
   std::set<std::string> parked_;  // follower: logs the leader does not serve this session (EpochAnswer status 3)
   bool follower_connected_ = false;
   std::uint64_t fetched_bytes_ = 0;
+  std::uint64_t last_follower_flush_ns_ = 0;  // follower thread only
   repl::Conn* follower_conn_ = nullptr;  // to interrupt it (promote/stop)
 
   control::Fd listen_fd_;

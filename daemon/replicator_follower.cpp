@@ -221,6 +221,15 @@ void Replicator::follow_once(const std::string& addr) {
     repl::decode(c.payload(), view);
     std::lock_guard lk(mu_);
     apply(view);
+    const std::uint64_t now = common::mono_ns();
+    if (cfg_.follower_fsync_ms != 0 && now - last_follower_flush_ns_ >= std::uint64_t{cfg_.follower_fsync_ms} * 1'000'000) {
+      last_follower_flush_ns_ = now;
+      for (auto& [n, fl] : followed_) {
+        if (!fl.dirty || !fl.log) continue;
+        if (auto ferr = fl.log->flush(); ferr) warn("replication: " + n + ": fsync failed: " + ferr.what);
+        fl.dirty = false;
+      }
+    }
   }
 }
 

@@ -132,12 +132,6 @@ void Replicator::housekeeping_loop() {
       update_isr_locked(now);
       advance_locked();
       publish_isr_to_zk();
-    } else if (state_.role == NodeRole::Follower && cfg_.follower_fsync_ms != 0) {
-      for (auto& [n, f] : followed_) {
-        if (!f.dirty || !f.log) continue;
-        if (auto err = f.log->flush(); err) warn("replication: " + n + ": fsync failed: " + err.what);
-        f.dirty = false;
-      }
     }
   }
 }
