@@ -409,6 +409,8 @@ int serve(const Args& a) {
       // Acquire: pairs with the release store below; the conductor is fully constructed.
       if (auto* c = conductor_ptr.load(std::memory_order_acquire)) c->wake();
     });
+    // Fenced (a newer epoch exists) or, in ZooKeeper mode, leadership lost: a clean shutdown, as a
+    // SIGTERM does; restarted, it follows the new leader.
     replicator->on_fenced([] { ::kill(::getpid(), SIGTERM); });
     try {
       role = replicator->start();

@@ -110,7 +110,7 @@ NodeRole Replicator::start() {
         if (m != cfg_.listen) peers.push_back(m);
     if (peers.empty() && !cfg_.follow.empty()) peers.push_back(cfg_.follow);
     std::string newer_leader;
-    std::uint32_t newest = saved.epoch;
+    std::uint32_t newest = saved.epoch, highest_seen = saved.epoch;
     lk.unlock();
     for (const auto& peer : peers) {
       repl::Welcome w;
@@ -119,8 +119,11 @@ NodeRole Replicator::start() {
         info("replication: probe of " + peer + ": " + err);
         continue;
       }
+      highest_seen = std::max(highest_seen, w.epoch);
       const std::string lead = w.role == NodeRole::Leader ? peer : w.leader;
-      if (w.epoch > newest && !lead.empty() && lead != cfg_.listen) {
+      // A peer that leads now with an epoch at least ours, or knows of a newer leadership: follow.
+      const bool live_leader = w.role == NodeRole::Leader && w.epoch >= newest;
+      if ((live_leader || w.epoch > newest) && !lead.empty() && lead != cfg_.listen) {
         newest = w.epoch;
         newer_leader = lead;
       }
@@ -146,7 +149,7 @@ NodeRole Replicator::start() {
       // Every start as leader is a new epoch: records this leadership appends are told apart
       // from any the previous one wrote and a follower copied but this disk lost.
       state_.leader = cfg_.listen;
-      set_role(NodeRole::Leader, saved.epoch + 1);
+      set_role(NodeRole::Leader, next_epoch(highest_seen));
     }
   } else {
     state_.leader = had_state && (saved.role == NodeRole::Follower || saved.role == NodeRole::Fenced) &&
@@ -244,6 +247,7 @@ void Replicator::serve(control::Fd fd) {
     c.expect(repl::Type::Hello, kHandshakeTimeout, [](const repl::Refuse&) {});
     repl::Hello h;
     repl::decode(c.payload(), h);
+    peer = h.self + " (not authenticated yet)";
     repl::Challenge ch;
     repl::random_nonce(ch.nonce);
     repl::hmac(cfg_.secret, {bytes(kLeaderLabel), {h.nonce, repl::kNonceBytes}, {ch.nonce, repl::kNonceBytes}}, ch.mac);
@@ -315,7 +319,11 @@ bool Replicator::probe(const std::string& addr, repl::Welcome& out, std::string&
     repl::decode(c.payload(), ch);
     std::uint8_t want[repl::kMacBytes];
     repl::hmac(cfg_.secret, {bytes(kLeaderLabel), {h.nonce, repl::kNonceBytes}, {ch.nonce, repl::kNonceBytes}}, want);
-    if (!repl::macs_equal(want, ch.mac)) throw repl::ReplError("the peer does not know the shared secret");
+    if (!repl::macs_equal(want, ch.mac)) {
+      c.send(repl::encode(repl::Refuse{0, "", "authentication failed: " + cfg_.listen +
+                                                  "'s shared secret (replication.secret) differs from yours"}));
+      throw repl::ReplError("the peer does not know the shared secret (replication.secret differs)");
+    }
     repl::Auth a;
     repl::hmac(cfg_.secret, {bytes(kFollowerLabel), {ch.nonce, repl::kNonceBytes}, {h.nonce, repl::kNonceBytes}, bytes(h.self)}, a.mac);
     c.send(repl::encode(a));
@@ -329,15 +337,18 @@ bool Replicator::probe(const std::string& addr, repl::Welcome& out, std::string&
 }
 
 void Replicator::fenced(std::uint32_t epoch, const std::string& leader, const std::string& why) {
-  std::lock_guard lk(mu_);
-  if (state_.role != NodeRole::Leader || epoch <= state_.epoch) return;
-  error("replication: FENCED: " + why + ", newer than this leader's epoch " + std::to_string(state_.epoch) +
-        ": this daemon stops leading (replicated sends fail; new producers and consumers are refused). Restart it: it "
-        "will follow " + (leader.empty() ? std::string("the new leader") : leader));
-  state_.leader = leader;
-  set_role(NodeRole::Fenced, epoch);
-  save_state();
-  publish_region();
+  {
+    std::lock_guard lk(mu_);
+    if (state_.role != NodeRole::Leader || epoch <= state_.epoch) return;
+    error("replication: FENCED: " + why + ", newer than this leader's epoch " + std::to_string(state_.epoch) +
+          ": this daemon stops leading now and shuts down (replicated sends fail, producers and consumers are refused). "
+          "Restart it: it will follow " + (leader.empty() ? std::string("the new leader") : leader));
+    state_.leader = leader;
+    set_role(NodeRole::Fenced, epoch);
+    save_state();
+    publish_region();
+  }
+  if (on_fenced_) on_fenced_();
 }
 
 void Replicator::step_down(const std::string& why, std::uint32_t epoch, const std::string& leader) {
@@ -352,6 +363,18 @@ void Replicator::step_down(const std::string& why, std::uint32_t epoch, const st
     publish_region();
   }
   if (on_fenced_) on_fenced_();
+}
+
+std::uint32_t Replicator::next_epoch(std::uint32_t known) const {
+  // An epoch is (leadership counter << 8) | this daemon's index in the sorted replica set: two
+  // daemons that both take "the next" epoch while they cannot see each other (static mode: a
+  // promotion, and a restart of the old leader cut off from its peers) still take different
+  // epochs, so KIP-101 truncation tells their records apart. The counter orders them.
+  std::vector<std::string> m = state_.members;
+  if (std::find(m.begin(), m.end(), cfg_.listen) == m.end()) m.push_back(cfg_.listen);
+  std::sort(m.begin(), m.end());
+  const auto index = static_cast<std::uint32_t>(std::find(m.begin(), m.end(), cfg_.listen) - m.begin());
+  return (((known >> kEpochNodeBits) + 1) << kEpochNodeBits) | (index & ((1U << kEpochNodeBits) - 1));
 }
 
 bool Replicator::promote(std::uint32_t& epoch, std::string& err) {
@@ -379,7 +402,7 @@ bool Replicator::promote_to(std::uint32_t min_epoch, std::uint32_t& epoch, std::
   close_local_logs();  // flushed: the persistence agent opens them next
   std::lock_guard lk(mu_);
   const std::string old_leader = state_.leader;
-  epoch = std::max(state_.epoch + 1, min_epoch);
+  epoch = std::max(next_epoch(state_.epoch), min_epoch);
   state_.leader = cfg_.listen;
   if (std::find(state_.members.begin(), state_.members.end(), cfg_.listen) == state_.members.end())
     state_.members.push_back(cfg_.listen);

@@ -79,6 +79,8 @@ class Replicator {
   bool promote(std::uint32_t& epoch, std::string& err);
   /// The same with a chosen minimum epoch (an election's).
   bool promote_to(std::uint32_t min_epoch, std::uint32_t& epoch, std::string& err);
+  /// Epochs: (leadership counter << kEpochNodeBits) | the daemon's index in the sorted replica set.
+  static constexpr std::uint32_t kEpochNodeBits = 8;
   ReplicationStats stats() const;
   /// Who the clients should talk to (for a follower's refusal message).
   std::string leader() const;
@@ -115,6 +117,8 @@ class Replicator {
   /// Stops leading whatever the epochs say (ZooKeeper mode), then on_fenced_.
   void step_down(const std::string& why, std::uint32_t epoch, const std::string& leader);
   void save_state();
+  /// The epoch this daemon takes after `known` (under mu_): a higher counter, its own low bits.
+  std::uint32_t next_epoch(std::uint32_t known) const;
   // replicator_leader.cpp
   void lead_session(repl::Conn& c, const std::string& follower);
   void on_fetch(const std::string& follower, std::uint64_t session, const repl::Fetch& f);

@@ -177,7 +177,12 @@ void Replicator::follow_once(const std::string& addr) {
   repl::decode(c.payload(), ch);
   std::uint8_t want[repl::kMacBytes];
   repl::hmac(cfg_.secret, {bytes("shmbus-leader"), {h.nonce, repl::kNonceBytes}, {ch.nonce, repl::kNonceBytes}}, want);
-  if (!repl::macs_equal(want, ch.mac)) throw repl::ReplError(addr + " does not know the shared secret: not following it");
+  if (!repl::macs_equal(want, ch.mac)) {
+    // Tell it why before hanging up: the leader logs it (a wrong secret on either side).
+    c.send(repl::encode(repl::Refuse{0, "", "authentication failed: " + cfg_.listen +
+                                                "'s shared secret (replication.secret) differs from yours"}));
+    throw repl::ReplError(addr + " does not know the shared secret (replication.secret differs): not following it");
+  }
   repl::Auth a;
   repl::hmac(cfg_.secret, {bytes("shmbus-follower"), {ch.nonce, repl::kNonceBytes}, {h.nonce, repl::kNonceBytes}, bytes(h.self)}, a.mac);
   c.send(repl::encode(a));

@@ -125,14 +125,32 @@ void Replicator::on_fetch(const std::string& follower, std::uint64_t session, co
 
 void Replicator::housekeeping_loop() {
   std::unique_lock lk(mu_);
+  std::uint64_t last_probe = 0;
   while (!stop_.load(std::memory_order_acquire)) {
     stop_cv_.wait_for(lk, std::chrono::milliseconds(20));
     const std::uint64_t now = common::mono_ns();
-    if (state_.role == NodeRole::Leader) {
-      update_isr_locked(now);
-      advance_locked();
-      publish_isr_to_zk();
+    if (state_.role != NodeRole::Leader) continue;
+    update_isr_locked(now);
+    advance_locked();
+    publish_isr_to_zk();
+    // Static mode: once a second, ask the members that do not follow us who leads. A member that
+    // knows a newer epoch means a promotion happened while we were cut off: we are fenced.
+    if (!cfg_.zookeeper.empty() || now - last_probe < 1'000'000'000ULL) continue;
+    last_probe = now;
+    std::vector<std::string> absent;
+    for (const auto& [a, r] : replicas_)
+      if (!r.connected) absent.push_back(a);
+    const std::uint32_t mine = state_.epoch;
+    lk.unlock();
+    for (const auto& peer : absent) {
+      repl::Welcome w;
+      std::string err;
+      if (!probe(peer, w, err) || w.epoch <= mine) continue;
+      fenced(w.epoch, w.role == NodeRole::Leader ? peer : w.leader,
+             peer + " knows epoch " + std::to_string(w.epoch) + " (" + repl::to_string(w.role) + ")");
+      break;
     }
+    lk.lock();
   }
 }
 

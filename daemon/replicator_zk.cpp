@@ -27,7 +27,8 @@ void Replicator::on_zk_view(const ZkView& v) {
     if (r != NodeRole::Follower) return;
     std::uint32_t epoch = 0;
     std::string err;
-    if (!promote_to(v.epoch, epoch, err)) {
+    // ZooKeeper's epoch counter (unique per leadership) in the counter bits.
+    if (!promote_to(v.epoch << kEpochNodeBits, epoch, err)) {
       error("replication: elected by ZooKeeper but cannot take over: " + err);
       return;
     }

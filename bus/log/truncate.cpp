@@ -67,8 +67,14 @@ LogError Log::truncate_to(std::uint64_t offset) {
     Segment& s = L.segs[i];
     std::uint64_t cut = 0;
     if (LogError e = cut_position(L, s, offset, cut)) return e;
-    if (LogError e = s.truncate(cut)) return e;
-    if (LogError e = L.rescan(s)) return e;
+    if (cut == 0 && i > 0) {
+      // Nothing of it is left: the segment before it becomes the active one again, as on a log
+      // that never rolled here (a replica then rolls where its leader does).
+      L.drop_segment(i);
+    } else {
+      if (LogError e = s.truncate(cut)) return e;
+      if (LogError e = L.rescan(s)) return e;
+    }
   }
   std::erase_if(L.epochs, [offset](const auto& e) { return e.second >= offset; });
   if (LogError e = L.write_epoch_checkpoint()) return e;
