@@ -764,9 +764,31 @@ TEST_F(Replication_test, AStaleLeaderRestartedAloneDoesNotForkTheLog) {
     // Durable sends, one at a time: one batch per record, like B's.
     ASSERT_EQ(produce(A, 3, kOnA, "durable", kCapacity).done, true);
   }
-  // C first: its leader B is down, so it probes the replica set and finds A leading.
+  // C first: its leader B is down, so it probes the replica set and finds A leading. Either A's
+  // epoch is newer than the one C knows (B's) and C follows A, or it is older: C's probe then
+  // carries the newer epoch, A is fenced and shuts down, and C waits for B.
   ASSERT_NO_FATAL_FAILURE(restart(C));
-  if (ra.role == "leader" && wait_follows(C, A, kWait) && wait_caught_up(A, C)) {
+  const auto c_follows_a = [&] {
+    const auto until = Clock::now() + kWait;
+    while (Clock::now() < until) {
+      if (A.daemon->child().wait_exit(Millis(0)).has_value()) return false;  // fenced: it shut down
+      try {
+        const auto r = stats(C).replication;
+        if (r.role == "follower" && r.leader == A.addr && r.connected) return true;
+      } catch (const Error&) {
+      }
+      std::this_thread::yield();
+    }
+    return false;
+  };
+  if (ra.role == "leader" && ra.epoch > e2) {
+    EXPECT_TRUE(c_follows_a()) << "C knows epoch " << e2 << ", A leads with " << ra.epoch;
+  }
+  if (ra.role == "leader" && ra.epoch < e2) {
+    EXPECT_FALSE(c_follows_a()) << "C, knowing epoch " << e2 << ", followed A's older epoch " << ra.epoch;
+    EXPECT_TRUE(A.daemon->child().wait_exit(kWait).has_value()) << "A, met by C's newer epoch, must be fenced and shut down";
+  }
+  if (ra.role == "leader" && ra.epoch > e2 && wait_caught_up(A, C)) {
     EXPECT_TRUE(log_stream(segment_files(C, kLog)) == log_stream(segment_files(A, kLog)))
         << "C, following A, kept B's records at offsets A wrote its own records at (a forked log): "
         << compare_nodes(A, C, kLog, "forked");
@@ -782,7 +804,7 @@ TEST_F(Replication_test, AStaleLeaderRestartedAloneDoesNotForkTheLog) {
     // A leader that finds a newer epoch among its peers is fenced and shuts down (the runbook:
     // restart it and it follows).
     for (auto* n : {&A, &B, &C})
-      if (!n->running()) {
+      if (n->daemon->child().wait_exit(Millis(0)).has_value()) {
         std::cout << "[ info ] " << n->name << " shut down (fenced); restarting it with its arguments\n";
         ASSERT_NO_FATAL_FAILURE(restart(*n));
       }
