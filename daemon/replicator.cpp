@@ -300,35 +300,41 @@ void Replicator::serve(control::Fd fd) {
   live_conns_.remove(&c);
 }
 
+void Replicator::dial_handshake(repl::Conn& c, repl::Intent intent, repl::Welcome& out,
+                                const std::function<void(const repl::Refuse&)>& on_refuse) {
+  repl::Hello h;
+  repl::random_nonce(h.nonce);
+  h.intent = intent;
+  {
+    std::lock_guard lk(mu_);
+    h.epoch = state_.epoch;
+  }
+  h.self = cfg_.listen;
+  c.send(repl::encode(h));
+  c.expect(repl::Type::Challenge, kHandshakeTimeout, on_refuse);
+  repl::Challenge ch;
+  repl::decode(c.payload(), ch);
+  std::uint8_t want[repl::kMacBytes];
+  repl::hmac(cfg_.secret, {bytes(kLeaderLabel), {h.nonce, repl::kNonceBytes}, {ch.nonce, repl::kNonceBytes}}, want);
+  if (!repl::macs_equal(want, ch.mac)) {
+    // Tell it why before hanging up: it logs it (a wrong secret on either side).
+    c.send(repl::encode(repl::Refuse{0, "", "authentication failed: " + cfg_.listen +
+                                                "'s shared secret (replication.secret) differs from yours"}));
+    throw repl::ReplError("the peer does not know the shared secret (replication.secret differs)");
+  }
+  repl::Auth a;
+  repl::hmac(cfg_.secret, {bytes(kFollowerLabel), {ch.nonce, repl::kNonceBytes}, {h.nonce, repl::kNonceBytes}, bytes(h.self)}, a.mac);
+  c.send(repl::encode(a));
+  c.expect(repl::Type::Welcome, kHandshakeTimeout, on_refuse);
+  repl::decode(c.payload(), out);
+}
+
 bool Replicator::probe(const std::string& addr, repl::Welcome& out, std::string& err) {
   control::Fd fd = repl::connect_tcp(addr, std::chrono::milliseconds(1000), err);
   if (!fd) return false;
   repl::Conn c(std::move(fd));
   try {
-    repl::Hello h;
-    repl::random_nonce(h.nonce);
-    h.intent = repl::Intent::Probe;
-    {
-      std::lock_guard lk(mu_);
-      h.epoch = state_.epoch;
-    }
-    h.self = cfg_.listen;
-    c.send(repl::encode(h));
-    c.expect(repl::Type::Challenge, kHandshakeTimeout, [](const repl::Refuse&) {});
-    repl::Challenge ch;
-    repl::decode(c.payload(), ch);
-    std::uint8_t want[repl::kMacBytes];
-    repl::hmac(cfg_.secret, {bytes(kLeaderLabel), {h.nonce, repl::kNonceBytes}, {ch.nonce, repl::kNonceBytes}}, want);
-    if (!repl::macs_equal(want, ch.mac)) {
-      c.send(repl::encode(repl::Refuse{0, "", "authentication failed: " + cfg_.listen +
-                                                  "'s shared secret (replication.secret) differs from yours"}));
-      throw repl::ReplError("the peer does not know the shared secret (replication.secret differs)");
-    }
-    repl::Auth a;
-    repl::hmac(cfg_.secret, {bytes(kFollowerLabel), {ch.nonce, repl::kNonceBytes}, {h.nonce, repl::kNonceBytes}, bytes(h.self)}, a.mac);
-    c.send(repl::encode(a));
-    c.expect(repl::Type::Welcome, kHandshakeTimeout, [](const repl::Refuse&) {});
-    repl::decode(c.payload(), out);
+    dial_handshake(c, repl::Intent::Probe, out, [](const repl::Refuse&) {});
     return true;
   } catch (const repl::ReplError& e) {
     err = e.what();

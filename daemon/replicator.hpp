@@ -113,6 +113,10 @@ class Replicator {
   void set_role(repl::NodeRole r, std::uint32_t epoch);
   void publish_region();
   bool probe(const std::string& addr, repl::Welcome& out, std::string& err);
+  /// The dialer's half of the handshake (hello, check the listener's proof, auth, welcome);
+  /// throws ReplError (a Refuse goes to on_refuse first).
+  void dial_handshake(repl::Conn& c, repl::Intent intent, repl::Welcome& out,
+                      const std::function<void(const repl::Refuse&)>& on_refuse);
   void fenced(std::uint32_t epoch, const std::string& leader, const std::string& why);
   /// Stops leading whatever the epochs say (ZooKeeper mode), then on_fenced_.
   void step_down(const std::string& why, std::uint32_t epoch, const std::string& leader);

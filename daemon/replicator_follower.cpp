@@ -13,14 +13,6 @@ namespace shmbus::daemon {
 
 using repl::NodeRole;
 
-namespace {
-constexpr auto kHandshakeTimeout = std::chrono::milliseconds(5000);
-std::span<const std::uint8_t> bytes(const std::string& s) {
-  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
-}
-std::string span_str(std::span<const std::uint8_t> s) { return {reinterpret_cast<const char*>(s.data()), s.size()}; }
-}  // namespace
-
 void Replicator::open_local_logs() {
   std::lock_guard lk(mu_);
   std::error_code ec;
@@ -162,33 +154,9 @@ void Replicator::follow_once(const std::string& addr) {
   } reg(*this, &c);
   if (!following()) return;
 
-  repl::Hello h;
-  repl::random_nonce(h.nonce);
-  h.intent = repl::Intent::Follow;
-  {
-    std::lock_guard lk(mu_);
-    h.epoch = state_.epoch;
-  }
-  h.self = cfg_.listen;
-  c.send(repl::encode(h));
   const auto on_refuse = [&](const repl::Refuse& r) { warn("replication: " + addr + " refused this follower: " + r.reason); };
-  c.expect(repl::Type::Challenge, kHandshakeTimeout, on_refuse);
-  repl::Challenge ch;
-  repl::decode(c.payload(), ch);
-  std::uint8_t want[repl::kMacBytes];
-  repl::hmac(cfg_.secret, {bytes("shmbus-leader"), {h.nonce, repl::kNonceBytes}, {ch.nonce, repl::kNonceBytes}}, want);
-  if (!repl::macs_equal(want, ch.mac)) {
-    // Tell it why before hanging up: the leader logs it (a wrong secret on either side).
-    c.send(repl::encode(repl::Refuse{0, "", "authentication failed: " + cfg_.listen +
-                                                "'s shared secret (replication.secret) differs from yours"}));
-    throw repl::ReplError(addr + " does not know the shared secret (replication.secret differs): not following it");
-  }
-  repl::Auth a;
-  repl::hmac(cfg_.secret, {bytes("shmbus-follower"), {ch.nonce, repl::kNonceBytes}, {h.nonce, repl::kNonceBytes}, bytes(h.self)}, a.mac);
-  c.send(repl::encode(a));
-  c.expect(repl::Type::Welcome, kHandshakeTimeout, on_refuse);
   repl::Welcome w;
-  repl::decode(c.payload(), w);
+  dial_handshake(c, repl::Intent::Follow, w, on_refuse);
   if (w.role != NodeRole::Leader) {
     if (!w.leader.empty() && w.leader != addr && w.leader != cfg_.listen) follow_target_ = w.leader;
     throw repl::ReplError(addr + " does not lead (it is " + repl::to_string(w.role) + ")");
@@ -341,7 +309,6 @@ void Replicator::write_file(const repl::MetaFile& f) {
     }
   }
   std::filesystem::rename(tmp, path, ec);
-  (void)span_str;
 }
 
 }  // namespace shmbus::daemon

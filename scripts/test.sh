@@ -7,13 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CTEST_OUTPUT_ON_FAILURE=1
 J="$(nproc)"
+T0=$SECONDS
+# Each stage's header says how long the run has taken so far (CI must stay under 15 minutes).
+stage() { echo "== [$(( (SECONDS - T0) / 60 ))m$(( (SECONDS - T0) % 60 ))s] $*"; }
 
-echo "== Release build (-Werror) and tests"
+stage "Release build (-Werror) and tests"
 bash scripts/install-bench-peers.sh   # the optional benchmark peers, so CI builds and runs them too
 bash scripts/setup.sh build -DSHMBUS_WERROR=ON
 ctest --test-dir build -j"$J" --timeout 300
 
-echo "== ASan+UBSan build and tests"
+stage "ASan+UBSan build and tests"
 bash scripts/setup.sh build-asan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=address -DSHMBUS_BUILD_BENCH=OFF
 # The random-kill loops run their full cycle counts in the Release stage above (300, 100 and 30
 # cycles; replication: 100,000 replicated sends and 20 kill/failover cycles); under ASan a third of
@@ -23,18 +26,18 @@ bash scripts/setup.sh build-asan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=address -D
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   SHMBUS_QKILL_CYCLES=100 SHMBUS_QSELKILL_CYCLES=34 SHMBUS_SOAK_CYCLES=10 \
   SHMBUS_REPL_MESSAGES=20000 SHMBUS_REPL_CYCLES=7 \
-  ctest --test-dir build-asan -j"$J" --timeout 600 -LE zookeeper
+  ctest --test-dir build-asan -j"$J" --timeout 600 -LE zookeeper -E ReplicationZk_test
 
-echo "== TSan build, concurrent tests"
+stage "TSan build, concurrent tests"
 # Only the concurrent tests run under TSan: build only them (the rest is built twice above).
 SHMBUS_BUILD_TARGETS="shmbus-unit-concurrency-tests shmbus-unit-queue-persistence-concurrency-tests shmbus-unit-replication-concurrency-tests" \
   bash scripts/setup.sh build-tsan -DSHMBUS_WERROR=ON -DSHMBUS_SANITIZE=thread -DSHMBUS_BUILD_BENCH=OFF
 TSAN_OPTIONS=halt_on_error=1 ctest --test-dir build-tsan -L tsan --timeout 600
 
-echo "== libFuzzer: the frame decoder and the selector parser, 20 s each (clang, ASan+UBSan)"
+stage "libFuzzer: the frame decoder and the selector parser, 20 s each (clang, ASan+UBSan)"
 bash scripts/fuzz.sh 20
 
-echo "== benchmark smoke run: every mechanism side by side (figures only, nothing asserted)"
+stage "benchmark smoke run: every mechanism side by side (figures only, nothing asserted)"
 build/bench/shmbus-bench compare --quick
 
-echo "== all test stages passed"
+stage "all test stages passed"

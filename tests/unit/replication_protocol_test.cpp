@@ -81,7 +81,8 @@ TEST(ReplProtocol, HelloRefusesUnknownIntentEmptyAddressAndTrailingBytes) {
   trailing.push_back(0);
   EXPECT_THROW(decode(trailing, out), ReplError);
   auto cut = p;
-  cut.resize(cut.size() - 1);
+  ASSERT_FALSE(cut.empty());
+  cut.pop_back();
   EXPECT_THROW(decode(cut, out), ReplError);
   h.self.clear();
   EXPECT_THROW(decode(payload_of(encode(h)), out), ReplError);
