@@ -72,6 +72,18 @@ struct Args {
   std::string zookeeper, zk_root = "/shmbus/default";
 };
 
+/// "HOST:PORT[,HOST:PORT...]": each one checked (repl::split_address) and appended to `out`.
+bool address_list(const std::string& list, std::vector<std::string>& out, std::string& err) {
+  std::istringstream ls(list);
+  std::string one, host;
+  std::uint16_t port = 0;
+  while (std::getline(ls, one, ',')) {
+    if (!repl::split_address(one, host, port, err)) return false;
+    out.push_back(one);
+  }
+  return true;
+}
+
 /// --config FILE: its lines become arguments ("--flag value", "flag value" or "--flag").
 bool expand_config(std::vector<std::string>& args, std::string& err) {
   int expanded = 0;
@@ -176,15 +188,10 @@ bool parse(int argc_in, char** argv_in, Args& a, int& rc) {
       (k == "--listen" ? a.listen : a.follow) = v;
     } else if (k == "--zookeeper") {
       a.zookeeper = argv[++i];
-      std::istringstream ls(a.zookeeper);
-      std::string one;
-      while (std::getline(ls, one, ',')) {
-        std::string host, err;
-        std::uint16_t port = 0;
-        if (!repl::split_address(one, host, port, err)) {
-          rc = usage_error("--zookeeper: " + err);
-          return false;
-        }
+      std::vector<std::string> hosts;
+      if (std::string err; !address_list(a.zookeeper, hosts, err)) {
+        rc = usage_error("--zookeeper: " + err);
+        return false;
       }
     } else if (k == "--zk-root") {
       a.zk_root = argv[++i];
@@ -193,17 +200,9 @@ bool parse(int argc_in, char** argv_in, Args& a, int& rc) {
         return false;
       }
     } else if (k == "--replicate-to") {
-      std::string list = argv[++i];
-      std::istringstream ls(list);
-      std::string one;
-      while (std::getline(ls, one, ',')) {
-        std::string host, err;
-        std::uint16_t port = 0;
-        if (!repl::split_address(one, host, port, err)) {
-          rc = usage_error("--replicate-to: " + err);
-          return false;
-        }
-        a.replicate_to.push_back(one);
+      if (std::string err; !address_list(argv[++i], a.replicate_to, err)) {
+        rc = usage_error("--replicate-to: " + err);
+        return false;
       }
       if (a.replicate_to.empty()) {
         rc = usage_error("--replicate-to needs at least one HOST:PORT");

@@ -147,8 +147,7 @@ bool QueueStore::ensure_log() {
   if (rep.indexes_rebuilt != 0) info("queue://" + name_ + ": rebuilt " + std::to_string(rep.indexes_rebuilt) + " indexes");
   if (log_->epochs().empty()) log_->assign_epoch(0);
   pub_.attach(hub_, "queue." + name_, dir_, q_.producer(0), keep_);
-  std::vector<ReplicaWaiter> none;
-  pub_.published(*log_, none);
+  pub_.published(*log_);
   return true;
 }
 
@@ -344,8 +343,7 @@ void QueueStore::maybe_snapshot(std::uint64_t now_mono, bool force) {
   // older kept snapshot may name offsets below; a restore skips what is gone).
   const std::uint64_t low = unsettled_.empty() ? log_->log_end_offset() : unsettled_.lowest();
   log_->delete_segments_below(low);
-  std::vector<ReplicaWaiter> none;
-  pub_.published(*log_, none);
+  pub_.published(*log_);
   since_snapshot_ = 0;
   last_snapshot_ns_ = now_mono;
 }

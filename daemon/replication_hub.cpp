@@ -90,6 +90,11 @@ std::uint64_t LogPublisher::high_watermark() const noexcept {
   return shared_ ? shared_->high_watermark.load(std::memory_order_acquire) : 0;
 }
 
+void LogPublisher::published(const log::Log& log) {
+  std::vector<ReplicaWaiter> none;
+  published(log, none);
+}
+
 bool LogPublisher::replicating() const noexcept {
   // Relaxed: a hint; the replicator fails waiters itself when the in-sync set shrinks.
   return hub_ != nullptr && hub_->replicating.load(std::memory_order_relaxed);

@@ -102,6 +102,8 @@ class LogPublisher {
   std::uint32_t epoch_for(log::Log& log);
   /// After an append or a deletion: offsets out, waiters handed over, replicator threads woken.
   void published(const log::Log& log, std::vector<ReplicaWaiter>& waiters);
+  /// The same without waiters (an open, a deletion, a topic's append).
+  void published(const log::Log& log);
   bool replicating() const noexcept;
   /// The log's high watermark (0 without a hub).
   std::uint64_t high_watermark() const noexcept;

@@ -159,12 +159,7 @@ NodeRole Replicator::start() {
     set_role(NodeRole::Follower, saved.epoch);
     if (state_.members.empty()) state_.members = {cfg_.follow, cfg_.listen};
   }
-  const std::size_t n = std::max<std::size_t>(state_.members.size(), 1);
-  min_insync_ = cfg_.min_insync != 0 ? cfg_.min_insync
-               : !cfg_.zookeeper.empty() ? 2U  // three or more daemons; the set grows as they join
-                                          : static_cast<std::uint32_t>(std::min<std::size_t>(2, n));
-  for (const auto& m : state_.members)
-    if (m != cfg_.listen) replicas_[m].address = m;
+  adopt_members_locked();
   save_state();
   publish_region();
   const NodeRole r = state_.role;
@@ -371,6 +366,16 @@ void Replicator::step_down(const std::string& why, std::uint32_t epoch, const st
   if (on_fenced_) on_fenced_();
 }
 
+void Replicator::adopt_members_locked() {
+  replicas_.clear();
+  for (const auto& m : state_.members)
+    if (m != cfg_.listen) replicas_[m].address = m;
+  const std::size_t n = std::max<std::size_t>(state_.members.size(), 1);
+  min_insync_ = cfg_.min_insync != 0 ? cfg_.min_insync
+               : !cfg_.zookeeper.empty() ? 2U  // three or more daemons; the set grows as they join
+                                          : static_cast<std::uint32_t>(std::min<std::size_t>(2, n));
+}
+
 std::uint32_t Replicator::next_epoch(std::uint32_t known) const {
   // An epoch is (leadership counter << 8) | this daemon's index in the sorted replica set: two
   // daemons that both take "the next" epoch while they cannot see each other (static mode: a
@@ -412,13 +417,7 @@ bool Replicator::promote_to(std::uint32_t min_epoch, std::uint32_t& epoch, std::
   state_.leader = cfg_.listen;
   if (std::find(state_.members.begin(), state_.members.end(), cfg_.listen) == state_.members.end())
     state_.members.push_back(cfg_.listen);
-  replicas_.clear();
-  for (const auto& m : state_.members)
-    if (m != cfg_.listen) replicas_[m].address = m;
-  const std::size_t n = state_.members.size();
-  min_insync_ = cfg_.min_insync != 0 ? cfg_.min_insync
-               : !cfg_.zookeeper.empty() ? 2U  // three or more daemons; the set grows as they join
-                                          : static_cast<std::uint32_t>(std::min<std::size_t>(2, n));
+  adopt_members_locked();
   set_role(NodeRole::Leader, epoch);
   promoting_.store(false, std::memory_order_release);
   save_state();

@@ -121,6 +121,8 @@ class Replicator {
   /// Stops leading whatever the epochs say (ZooKeeper mode), then on_fenced_.
   void step_down(const std::string& why, std::uint32_t epoch, const std::string& leader);
   void save_state();
+  /// The replica set (replicas_) and the default --min-insync from state_.members (under mu_).
+  void adopt_members_locked();
   /// The epoch this daemon takes after `known` (under mu_): a higher counter, its own low bits.
   std::uint32_t next_epoch(std::uint32_t known) const;
   // replicator_leader.cpp

@@ -77,7 +77,7 @@ bool TopicStore::open() {
          std::to_string(rep.bytes_dropped) + " bytes dropped");
   if (log_->epochs().empty()) log_->assign_epoch(0);
   pub_.attach(hub_, "topic." + name_, dir_, nullptr, keep_);
-  pub_.published(*log_, no_waiters_);
+  pub_.published(*log_);
   return true;
 }
 
@@ -154,7 +154,7 @@ std::size_t TopicStore::drain(std::uint64_t now_mono, std::uint64_t limit) {
     if (figures_) figures_->error.store(static_cast<std::uint32_t>(err.code), std::memory_order_relaxed);
     return 0;
   }
-  pub_.published(*log_, no_waiters_);
+  pub_.published(*log_);
   if (failing_) info("topic://" + name_ + ": its log is writable again");
   failing_ = false;
   // Relaxed: statistics.
@@ -194,7 +194,7 @@ void TopicStore::maintain(std::uint64_t now_mono, std::uint64_t min_position) {
            std::to_string(st.records_after) + " records (" + std::to_string(st.bytes_before) + " -> " +
            std::to_string(st.bytes_after) + " bytes)");
   }
-  pub_.published(*log_, no_waiters_);
+  pub_.published(*log_);
 }
 
 void TopicStore::publish_stats() noexcept {

@@ -83,7 +83,6 @@ class TopicStore {
   bool failing_ = false;
   ReplicationHub* hub_ = nullptr;
   LogPublisher pub_;  // declared after log_: unpublished before the log closes
-  std::vector<ReplicaWaiter> no_waiters_;
 };
 
 }  // namespace shmbus::daemon
