@@ -200,14 +200,8 @@ void Replicator::lead_session(repl::Conn& c, const std::string& follower) {
         }
         // The leader-epoch-checkpoint is read from the file: the Log object is the agent's.
         std::vector<std::pair<std::uint32_t, std::uint64_t>> epochs;
-        std::ifstream in(l->dir + "/leader-epoch-checkpoint");
-        std::uint64_t version = 0, n = 0;
-        if (in >> version >> n)
-          for (std::uint64_t i = 0; i < n; ++i) {
-            std::uint32_t ep = 0;
-            std::uint64_t off = 0;
-            if (in >> ep >> off) epochs.emplace_back(ep, off);
-          }
+        if (auto err = log::read_epoch_checkpoint(l->dir, epochs); err)
+          warn("replication: " + e.log + ": " + err.what + " (answering " + follower + " from what was read)");
         const auto r = log::end_offset_for_epoch(epochs, e.epoch, l->end.load(std::memory_order_acquire));
         ae.status = r.known ? 0 : 1;
         ae.epoch = r.epoch;

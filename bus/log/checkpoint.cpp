@@ -50,7 +50,12 @@ LogError Log::Impl::read_checkpoints() {
     if (in >> rp) recovery_point = rp;
   }
   checkpointed = recovery_point;
+  return read_epoch_checkpoint(dir, epochs);
+}
+
+LogError read_epoch_checkpoint(const std::string& dir, std::vector<std::pair<std::uint32_t, std::uint64_t>>& epochs) {
   epochs.clear();
+  std::vector<std::byte> raw;
   const std::string ep_path = io::join(dir, kEpochCheckpoint);
   if (!io::read_file(ep_path, raw)) return {};
   std::istringstream in(std::string(reinterpret_cast<const char*>(raw.data()), raw.size()));

@@ -197,6 +197,10 @@ class Log {
 /// has nothing in common with this log by epoch and must reset to the leader's start. An empty
 /// list answers epoch 0 ending at log_end_offset: a log written before epochs were assigned (the
 /// daemon appends with epoch 0) is one epoch-0 run.
+/// Reads DIR/leader-epoch-checkpoint (what Log::open does), for a reader that does not own the
+/// Log (a replication thread): an absent file is an empty list; a damaged or newer one an error.
+LogError read_epoch_checkpoint(const std::string& dir, std::vector<std::pair<std::uint32_t, std::uint64_t>>& epochs);
+
 struct EpochEnd {
   std::uint32_t epoch = 0;
   std::uint64_t end_offset = 0;
